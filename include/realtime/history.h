@@ -1,0 +1,96 @@
+/*
+ * History: a bounded, ordered log of accepted events.
+ *
+ * Appending an event accepts it (rt_event_accept): it gets the next `seq` (strictly increasing within
+ * an epoch) and, per channel, the next Centrifuge offset. The log keeps at most `size` events, none
+ * older than `ttl_ms`. The epoch is a random string chosen when the history is created: a new process
+ * (memory broker) means a new epoch, so resume points from before are recognised as lost.
+ *
+ * All functions are thread-safe (one internal mutex); results hold their own event references.
+ */
+#ifndef REALTIME_HISTORY_H
+#define REALTIME_HISTORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "realtime/event.h"
+
+/** Injectable clock: returns wall-clock milliseconds since the Unix epoch. */
+typedef int64_t (*rt_clock_fn)(void *ctx);
+
+typedef struct st_rt_history_config_t {
+    size_t size;        /**< events kept; default 10000 */
+    int64_t ttl_ms;     /**< maximum age; default 3600000 (1 h); 0 = default */
+    rt_clock_fn clock;  /**< NULL = wall clock */
+    void *clock_ctx;
+} rt_history_config_t;
+
+typedef struct st_rt_history_t rt_history_t;
+
+/** Events returned by a query, oldest first; free with rt_event_list_free. */
+typedef struct st_rt_event_list_t {
+    rt_event_t **events;
+    size_t count;
+} rt_event_list_t;
+
+/** Decides whether a history event belongs in a query's result (e.g. a subscription's channels and filter). */
+typedef bool (*rt_event_pred)(const rt_event_t *ev, void *ctx);
+
+/** Creates a history (cfg NULL = defaults). */
+rt_history_t *rt_history_new(const rt_history_config_t *cfg);
+/** Frees the history and drops its event references. */
+void rt_history_free(rt_history_t *h);
+/** The epoch string (stable for the life of h). */
+const char *rt_history_epoch(const rt_history_t *h);
+
+/**
+ * Appends ev: accepts it (seq and offsets) and keeps a reference. When an event with the same id is still
+ * in history, nothing is appended and RT_EEXIST is returned with *existing set to that event (a new reference):
+ * publishing is idempotent. `on_accept`, when not NULL, is called with the accepted event while the history
+ * lock is held, so callers can hand events on in seq order (ev is then the caller's to share).
+ */
+int rt_history_append(rt_history_t *h, rt_event_t *ev, rt_event_t **existing, void (*on_accept)(rt_event_t *ev, void *ctx),
+                      void *ctx);
+
+/** The seq of the newest event appended (0 when none yet). */
+uint64_t rt_history_last_seq(rt_history_t *h);
+
+/**
+ * Events after the one with id `after_id` that satisfy pred (NULL = all), oldest first, and up to `upto_seq`
+ * (0 = the newest). RT_ERANGE when that id is not in history (unknown, garbage, evicted or from another
+ * epoch: a resume there cannot be gap-free).
+ */
+int rt_history_after_id(rt_history_t *h, const char *after_id, uint64_t upto_seq, rt_event_pred pred, void *ctx,
+                        rt_event_list_t *out);
+/** Events with seq > after_seq satisfying pred. RT_ERANGE when events after after_seq were already evicted. */
+int rt_history_after_seq(rt_history_t *h, uint64_t after_seq, rt_event_pred pred, void *ctx, rt_event_list_t *out);
+/** The newest `limit` events of channel (oldest first). Unknown channel: empty list. */
+int rt_history_last(rt_history_t *h, const char *channel, size_t limit, rt_event_list_t *out);
+
+/** A channel's Centrifuge stream position: offset of its newest event and its epoch. */
+typedef struct st_rt_stream_pos_t {
+    uint64_t offset;
+    char epoch[24];
+} rt_stream_pos_t;
+
+/** The channel's current stream position (offset 0 and the current epoch when it has no events). */
+void rt_history_stream_top(rt_history_t *h, const char *channel, rt_stream_pos_t *pos);
+/**
+ * Centrifuge recovery: the channel's events with offset > pos->offset, oldest first, at most `limit` (0 = all).
+ * RT_ESTALE when pos->epoch is not the channel's current epoch; RT_ERANGE when some were evicted.
+ */
+int rt_history_stream_since(rt_history_t *h, const char *channel, const rt_stream_pos_t *pos, size_t limit,
+                            rt_event_list_t *out);
+/** Centrifuge history: up to limit events of channel (0 = none, just the position), oldest first or newest first. */
+int rt_history_stream_read(rt_history_t *h, const char *channel, size_t limit, bool reverse, rt_event_list_t *out,
+                           rt_stream_pos_t *pos);
+/** Removes the channel's events from history (Centrifugo history_remove). */
+void rt_history_stream_remove(rt_history_t *h, const char *channel);
+
+/** Number of events held. */
+size_t rt_history_count(rt_history_t *h);
+/** Drops the references of a result list. */
+void rt_event_list_free(rt_event_list_t *list);
+
+#endif

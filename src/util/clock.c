@@ -1,0 +1,22 @@
+#include <time.h>
+#include "util/clock.h"
+
+int64_t rt_clock_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t rt_clock_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t rt_clock_wall(void *ctx)
+{
+    (void)ctx;
+    return rt_clock_wall_ms();
+}
