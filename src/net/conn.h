@@ -1,0 +1,86 @@
+/*
+ * A client connection: one TCP stream, its input leftovers and its outbound queue.
+ *
+ * What runs on the connection is a handler (HTTP/1, WebSocket, SSE) behind one vtable; a handler that
+ * upgrades the connection swaps c->handler and c->proto. Everything here runs on the owning worker's
+ * loop thread. Closing is two-phase: rt_conn_close stops I/O at once and frees the connection (and calls
+ * handler->on_close) when libuv is done with the handle.
+ *
+ * Outbound data is a queue of shared, refcounted byte strings (rt_bytes_t): the same encoded event is
+ * queued to every client that gets it. Queued data is flushed once per loop turn with writev.
+ * The queue is bounded by the server's client_queue_bytes: rt_conn_send refuses beyond it and the
+ * caller disconnects the slow consumer.
+ */
+#ifndef RT_NET_CONN_H
+#define RT_NET_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "realtime/bytes.h"
+#include "util/buf.h"
+#include "util/list.h"
+
+typedef struct st_rt_conn_t rt_conn_t;
+typedef struct st_rt_worker_t rt_worker_t;
+
+/** Connection kinds, for statistics. */
+typedef enum { RT_CONN_HTTP, RT_CONN_WS, RT_CONN_SSE, RT_CONN_CENTRIFUGE, RT_CONN_UNI_SSE, RT_CONN_KINDS } rt_conn_kind_t;
+
+typedef struct st_rt_conn_handler_t {
+    /** Consumes input; returns bytes consumed (the rest is kept and offered again with more data), or -1 after
+     * closing the connection. May swap the handler (then the rest goes to the new handler). */
+    ssize_t (*on_data)(rt_conn_t *c, const char *buf, size_t len);
+    /** Once a second: heartbeats and timeouts. */
+    void (*on_tick)(rt_conn_t *c, int64_t now_ms);
+    /** Graceful shutdown: tell the peer (WS close 1001, end of SSE stream) and close after the flush. */
+    void (*on_shutdown)(rt_conn_t *c);
+    /** The connection is going away: release c->proto (unsubscribe, free state). Called exactly once. */
+    void (*on_close)(rt_conn_t *c);
+    /** Peer closed its side (EOF); NULL = close the connection. */
+    void (*on_eof)(rt_conn_t *c);
+} rt_conn_handler_t;
+
+typedef struct st_rt_out_t {
+    rt_bytes_t *bytes;
+    size_t off; /* bytes of it already written */
+} rt_out_t;
+
+struct st_rt_conn_t {
+    rt_worker_t *worker;
+    const rt_conn_handler_t *handler;
+    void *proto;              /**< the handler's state */
+    rt_conn_kind_t kind;
+    rt_list_t link;           /* in worker->conns */
+    rt_list_t flush_link;     /* in worker->pending_flush while output waits */
+    rt_buf_t in;              /* unconsumed input carried to the next read */
+    rt_out_t *outq;           /* ring of queued output */
+    uint32_t out_head, out_count, out_cap;
+    uint32_t writing;         /* entries covered by the write in flight */
+    size_t queued_bytes;
+    int64_t deadline_ms;      /**< handler-defined deadline checked in on_tick (0 = none) */
+    bool closing, close_after_flush, write_in_flight, reading_paused;
+    char peer[48];            /**< "ip:port" for logs */
+};
+
+/**
+ * Queues b (takes a reference) for writing. Returns 0, or RT_E2BIG when the queue would exceed the
+ * server's client_queue_bytes (nothing queued: the caller decides; for live events that is a slow consumer).
+ * When force is true the limit is not applied (small control replies the protocol owes the peer).
+ */
+int rt_conn_send(rt_conn_t *c, rt_bytes_t *b, bool force);
+/** Copies p into new bytes and queues them, ignoring the limit (small control replies). */
+void rt_conn_send_copy(rt_conn_t *c, const void *p, size_t len);
+/** Closes now: queued output is dropped. Safe to call more than once. */
+void rt_conn_close(rt_conn_t *c);
+/** Closes once queued output is written (or at once when nothing is queued). */
+void rt_conn_close_after_flush(rt_conn_t *c);
+/** Stops/resumes reading from the peer (back-pressure for pipelined requests). */
+void rt_conn_pause_reading(rt_conn_t *c, bool pause);
+/** The monotonic milliseconds of the worker's loop (cached per loop turn). */
+int64_t rt_conn_now(const rt_conn_t *c);
+/** Sets the connection kind (updates the worker's connection counts). */
+void rt_conn_set_kind(rt_conn_t *c, rt_conn_kind_t kind);
+
+#endif

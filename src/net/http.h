@@ -1,0 +1,69 @@
+/*
+ * HTTP/1.1 server side, on llhttp: requests with keep-alive and pipelining, chunked bodies, bounded
+ * header (431) and body (413) sizes, slow-header and idle timeouts, and replies that always carry
+ * Content-Length. A parsed request is handed to the router (rt_route_request, in src/server); the
+ * handler answers with one of the rt_http_respond* functions, or upgrades the connection.
+ */
+#ifndef RT_NET_HTTP_H
+#define RT_NET_HTTP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include "net/conn.h"
+#include "util/buf.h"
+
+#define RT_HTTP_MAX_HEADERS 64
+
+typedef struct st_rt_http_header_t {
+    const char *name; /* lower-cased, NUL-terminated */
+    const char *value;
+    size_t value_len;
+} rt_http_header_t;
+
+typedef struct st_rt_http_request_t {
+    const char *method; /**< "GET", "POST", … */
+    const char *path;   /**< NUL-terminated, not decoded, without the query */
+    const char *query;  /**< after '?', NUL-terminated ("" when none) */
+    rt_http_header_t headers[RT_HTTP_MAX_HEADERS];
+    size_t n_headers;
+    rt_buf_t body;
+    bool keep_alive;
+    bool upgrade;       /**< Upgrade requested (a WebSocket handshake) */
+    int http_minor;
+} rt_http_request_t;
+
+/** The connection handler of a fresh connection: it reads HTTP/1.1 requests. */
+extern const rt_conn_handler_t rt_http_handler;
+/** Starts HTTP on a new connection. */
+void rt_http_start(rt_conn_t *c);
+
+/** Value of the named header (name lower case), or NULL. */
+const char *rt_http_header(const rt_http_request_t *req, const char *name);
+/**
+ * Finds the next query parameter after *pos (start at 0); URL-decodes key and value into the buffers
+ * (truncating at their size). Returns false at the end.
+ */
+bool rt_http_query_next(const char *query, size_t *pos, char *key, size_t key_size, char *value, size_t value_size);
+/** Decoded value of the first parameter named key, into value; false when absent. */
+bool rt_http_query_get(const char *query, const char *key, char *value, size_t value_size);
+
+/**
+ * Replies to the current request. extra_headers are complete "Name: value\r\n" lines or NULL. Closes after
+ * the reply when the request asked to, or when status is 400/408/413/431 and the stream can't continue.
+ */
+void rt_http_respond(rt_conn_t *c, int status, const char *content_type, const char *body, size_t len,
+                     const char *extra_headers);
+/** Replies with a JSON body (steals the reference to body). */
+void rt_http_respond_json(rt_conn_t *c, int status, json_t *body);
+/** Replies {"error":{"code":code,"message":…}} with the given status. */
+void rt_http_respond_error(rt_conn_t *c, int status, const char *code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/** The standard reason phrase of status. */
+const char *rt_http_reason(int status);
+/**
+ * Hands the connection to another handler after the current request (an upgrade or a stream): the HTTP
+ * parser's state is freed; input already read past the request is fed to the new handler.
+ */
+void rt_http_switch(rt_conn_t *c, const rt_conn_handler_t *handler, void *proto);
+
+#endif

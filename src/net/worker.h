@@ -1,0 +1,31 @@
+/*
+ * Workers: one thread per worker, each with its own libuv loop, SO_REUSEPORT listener, connections and
+ * broadcaster (the subscription index of its own connections). Events reach a worker through its
+ * broadcaster's queue; the broadcaster wakes the loop with a uv_async_t.
+ */
+#ifndef RT_NET_WORKER_H
+#define RT_NET_WORKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "realtime/broadcaster.h"
+#include "net/conn.h"
+
+typedef struct st_rt_server_t rt_server_t;
+
+/** Creates worker number index of server s, with its listener bound; NULL with a message on failure. */
+rt_worker_t *rt__worker_new(rt_server_t *s, unsigned index, char *err, size_t errlen);
+/** Starts the worker's thread. */
+int rt__worker_start(rt_worker_t *w);
+/** Asks the worker to shut down gracefully (any thread). */
+void rt__worker_stop(rt_worker_t *w);
+/** Waits for the worker thread to end and frees it. */
+void rt__worker_join(rt_worker_t *w);
+/** The worker's broadcaster (its subscription index). */
+rt_broadcaster_t *rt__worker_broadcaster(rt_worker_t *w);
+/** The server of a worker. */
+rt_server_t *rt__worker_server(rt_worker_t *w);
+/** Number of events waiting in the worker's queue. */
+size_t rt__worker_queued(rt_worker_t *w);
+
+#endif

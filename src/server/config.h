@@ -1,0 +1,64 @@
+/*
+ * Server configuration: one JSON file (--config FILE), every key also a `--key value` flag and a
+ * REALTIME_KEY environment variable (upper case, '-' and '.' as '_'); flag > env > file > default.
+ * Durations are seconds (numbers, fractions allowed); sizes are bytes.
+ */
+#ifndef RT_SERVER_CONFIG_H
+#define RT_SERVER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { RT_MODE_HYBRID, RT_MODE_WEBSOCKET, RT_MODE_CENTRIFUGE } rt_mode_t;
+
+typedef struct st_rt_config_t {
+    char *listen;              /**< "host:port"; default "127.0.0.1:8080" */
+    char host[64];             /**< parsed from listen */
+    int port;
+    unsigned workers;          /**< default: one per core */
+    rt_mode_t mode;            /**< default hybrid */
+    double heartbeat_s;        /**< 25 */
+    double pong_timeout_s;     /**< 10 */
+    size_t history_size;       /**< 10000 */
+    double history_ttl_s;      /**< 3600 */
+    size_t max_event_bytes;    /**< 65536 */
+    size_t max_body_bytes;     /**< 1 MiB */
+    size_t max_batch;          /**< 1000 */
+    size_t max_message_bytes;  /**< 65536 */
+    size_t client_queue_bytes; /**< 1 MiB */
+    size_t max_header_bytes;   /**< 16384: request line + headers, else 431 */
+    double header_timeout_s;   /**< 10: a request's headers must arrive within it */
+    double idle_timeout_s;     /**< 60: keep-alive connections idle this long are closed */
+    double shutdown_timeout_s; /**< 10: graceful shutdown deadline */
+    char **api_keys;           /**< NULL-terminated; from "api_keys": [..] or a comma-separated flag/env */
+    size_t n_api_keys;
+    char *token_secret;        /**< HS256 secret for client JWTs; NULL = none */
+    bool allow_anonymous;      /**< Centrifuge anonymous connect; default: only on loopback without a secret */
+    bool allow_anonymous_set;
+    bool client_publish;       /**< Centrifuge client publish allowed; default false */
+    double centrifuge_ping_s;  /**< 25 */
+    double centrifuge_pong_s;  /**< 8 */
+    bool presence;             /**< Centrifuge presence and join/leave; default true */
+    char *broker;              /**< "memory" (default) or "redis" */
+    char *redis_url;           /**< default "redis://127.0.0.1:6379" */
+    char *log_level;           /**< error|warn|info|debug; default info */
+    bool loopback;             /**< derived: the listener is a loopback address */
+} rt_config_t;
+
+/** Fills cfg with the defaults. */
+void rt_config_defaults(rt_config_t *cfg);
+/**
+ * Applies, in order of precedence, the file named by --config (or REALTIME_CONFIG), the REALTIME_* environment
+ * and the --key value flags in argv[0..argc). Returns 0, or -1 with a message in err naming the key
+ * ("--workers: must be a positive integer", "config.json: line 3: ...", "unknown key \"foo\"").
+ */
+int rt_config_load(rt_config_t *cfg, int argc, char **argv, char *err, size_t errlen);
+/** Checks cross-field rules and derives host/port/loopback; 0 or -1 with a message. */
+int rt_config_finish(rt_config_t *cfg, char *err, size_t errlen);
+/** Writes the effective configuration as JSON (secrets masked) to a new string (free()). */
+char *rt_config_dump(const rt_config_t *cfg);
+/** Frees what the config owns. */
+void rt_config_free(rt_config_t *cfg);
+
+#endif

@@ -1,0 +1,52 @@
+/*
+ * The running server: configuration, history and workers, and the publish path they share.
+ */
+#ifndef RT_SERVER_SERVER_H
+#define RT_SERVER_SERVER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "realtime/event.h"
+#include "realtime/history.h"
+#include "net/conn.h"
+#include "net/http.h"
+#include "server/config.h"
+
+typedef struct st_rt_server_t rt_server_t;
+
+/** Counters shared by all workers (relaxed atomics). */
+typedef struct st_rt_server_stats_t {
+    atomic_uint_fast64_t published, delivered, dropped, slow_disconnects, send_failures, replayed;
+    atomic_int_fast64_t connections[RT_CONN_KINDS];
+    atomic_int_fast64_t subscriptions;
+    atomic_int_fast64_t queued_bytes;
+} rt_server_stats_t;
+
+struct st_rt_server_t {
+    rt_config_t *config;
+    rt_history_t *history;
+    rt_worker_t **workers;
+    unsigned n_workers;
+    rt_server_stats_t stats;
+    int64_t started_ms;
+    atomic_bool stopping;
+};
+
+/**
+ * Publishes an accepted-to-be event: appends it to history (seq, offsets) and hands it to every worker, in
+ * seq order. Returns 0; RT_EEXIST with *existing (a reference) when the id is still in history (idempotent
+ * re-publish: nothing delivered again); RT_EAGAIN when the workers' queues are full (nothing published).
+ */
+int rt_server_publish(rt_server_t *s, rt_event_t *ev, rt_event_t **existing);
+
+/** Runs the server until SIGTERM/SIGINT and a graceful shutdown; returns the process exit code. */
+int rt_server_run(rt_config_t *config);
+
+/** Routes one parsed request to its handler (src/server/routes.c). */
+void rt_route_request(rt_conn_t *c, rt_http_request_t *req);
+
+/** The server a connection belongs to. */
+rt_server_t *rt_conn_server(const rt_conn_t *c);
+
+#endif
