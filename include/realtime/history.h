@@ -6,7 +6,12 @@
  * older than `ttl_ms`. The epoch is a random string chosen when the history is created: a new process
  * (memory broker) means a new epoch, so resume points from before are recognised as lost.
  *
- * All functions are thread-safe (one internal mutex); results hold their own event references.
+ * Channel streams: a channel's epoch is the history epoch until the channel loses all its events (evicted or
+ * removed); its meta is then dropped and, when it gets events again, its stream restarts at offset 1 under a
+ * fresh epoch ("<history epoch>-<generation>"), so positions from before are never mistaken for current ones.
+ *
+ * All functions are thread-safe (one internal mutex); results hold their own event references. Events older
+ * than the TTL are evicted lazily, by every call that appends or queries.
  */
 #ifndef REALTIME_HISTORY_H
 #define REALTIME_HISTORY_H
@@ -34,10 +39,13 @@ typedef struct st_rt_event_list_t {
     size_t count;
 } rt_event_list_t;
 
-/** Decides whether a history event belongs in a query's result (e.g. a subscription's channels and filter). */
+/**
+ * Decides whether a history event belongs in a query's result (e.g. a subscription's channels and filter).
+ * Runs with the history lock held: it must not call into the history.
+ */
 typedef bool (*rt_event_pred)(const rt_event_t *ev, void *ctx);
 
-/** Creates a history (cfg NULL = defaults). */
+/** Creates a history (cfg NULL = defaults; size 0 = 10000). The epoch is 8 random hex characters. */
 rt_history_t *rt_history_new(const rt_history_config_t *cfg);
 /** Frees the history and drops its event references. */
 void rt_history_free(rt_history_t *h);
@@ -63,9 +71,12 @@ uint64_t rt_history_last_seq(rt_history_t *h);
  */
 int rt_history_after_id(rt_history_t *h, const char *after_id, uint64_t upto_seq, rt_event_pred pred, void *ctx,
                         rt_event_list_t *out);
-/** Events with seq > after_seq satisfying pred. RT_ERANGE when events after after_seq were already evicted. */
+/**
+ * Events with seq > after_seq satisfying pred, oldest first. RT_ERANGE when events after after_seq were already
+ * evicted, or after_seq is beyond the newest seq.
+ */
 int rt_history_after_seq(rt_history_t *h, uint64_t after_seq, rt_event_pred pred, void *ctx, rt_event_list_t *out);
-/** The newest `limit` events of channel (oldest first). Unknown channel: empty list. */
+/** The newest `limit` events of channel (oldest first; limit 0 = none). Unknown channel: empty list. Returns 0. */
 int rt_history_last(rt_history_t *h, const char *channel, size_t limit, rt_event_list_t *out);
 
 /** A channel's Centrifuge stream position: offset of its newest event and its epoch. */
@@ -78,14 +89,24 @@ typedef struct st_rt_stream_pos_t {
 void rt_history_stream_top(rt_history_t *h, const char *channel, rt_stream_pos_t *pos);
 /**
  * Centrifuge recovery: the channel's events with offset > pos->offset, oldest first, at most `limit` (0 = all).
- * RT_ESTALE when pos->epoch is not the channel's current epoch; RT_ERANGE when some were evicted.
+ * An empty pos->epoch matches any epoch (as in Centrifuge). RT_ESTALE when pos->epoch is not the channel's
+ * current epoch or pos->offset is beyond its top; RT_ERANGE when some events after pos->offset were evicted
+ * (pos->offset + 1 < the oldest offset kept). out is empty on error.
  */
 int rt_history_stream_since(rt_history_t *h, const char *channel, const rt_stream_pos_t *pos, size_t limit,
                             rt_event_list_t *out);
-/** Centrifuge history: up to limit events of channel (0 = none, just the position), oldest first or newest first. */
+/**
+ * Centrifuge history without `since`: limit 0 = none (just the position), SIZE_MAX = all; not reverse: the
+ * oldest `limit` kept events, oldest first; reverse: the newest `limit`, newest first. pos (may be NULL) gets
+ * the channel's current position. Returns 0.
+ */
 int rt_history_stream_read(rt_history_t *h, const char *channel, size_t limit, bool reverse, rt_event_list_t *out,
                            rt_stream_pos_t *pos);
-/** Removes the channel's events from history (Centrifugo history_remove). */
+/**
+ * Removes the channel's events from its stream (Centrifugo history_remove): they no longer appear in channel
+ * queries for it (last, stream_*), and the channel's next event starts a new stream (offset 1, new epoch).
+ * Events stay in the log for their other channels and for after_id / after_seq resume.
+ */
 void rt_history_stream_remove(rt_history_t *h, const char *channel);
 
 /** Number of events held. */

@@ -35,6 +35,8 @@ typedef struct st_rt_http_request_t {
 
 /** The connection handler of a fresh connection: it reads HTTP/1.1 requests. */
 extern const rt_conn_handler_t rt_http_handler;
+/** Prepares the shared parser settings; call once before workers start. */
+void rt__http_init(void);
 /** Starts HTTP on a new connection. */
 void rt_http_start(rt_conn_t *c);
 

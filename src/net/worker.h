@@ -27,5 +27,7 @@ rt_broadcaster_t *rt__worker_broadcaster(rt_worker_t *w);
 rt_server_t *rt__worker_server(rt_worker_t *w);
 /** Number of events waiting in the worker's queue. */
 size_t rt__worker_queued(rt_worker_t *w);
+/** True when the worker's queue has no room for another event. */
+bool rt__worker_queue_full(rt_worker_t *w);
 
 #endif

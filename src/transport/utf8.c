@@ -5,11 +5,15 @@
 
 int rt_utf8_feed(rt_utf8_t *u, const void *_p, size_t len)
 {
-    const uint8_t *p = _p, *end = p + len;
+    const uint8_t *p, *end;
     unsigned need = u->_need, lo = u->_lo, hi = u->_hi;
 
     if (u->_bad)
         return -1;
+    if (len == 0)
+        return 0;
+    p = _p;
+    end = p + len;
 
     while (p != end) {
         uint8_t c;

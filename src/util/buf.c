@@ -7,7 +7,7 @@
 
 int rt_buf_try_reserve(rt_buf_t *buf, size_t extra, size_t limit)
 {
-    if (buf->len + extra > limit)
+    if (extra > limit || buf->len > limit - extra) /* not len + extra: a peer-sized extra could wrap */
         return RT_E2BIG;
     if (buf->len + extra <= buf->cap)
         return 0;

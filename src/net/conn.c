@@ -1,0 +1,341 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include "realtime/error.h"
+#include "net/conn.h"
+#include "net/http.h"
+#include "net/worker-private.h"
+#include "server/server.h"
+#include "util/mem.h"
+
+#define LOG_PREFIX "conn"
+#include "util/log.h"
+
+/* The libuv handle lives beside the public part so that only src/net sees <uv.h>. */
+typedef struct st_conn_impl_t {
+    uv_tcp_t tcp;
+    rt_conn_t super;
+} conn_impl_t;
+
+#define MAX_IOV 64
+
+static conn_impl_t *impl_of(rt_conn_t *c)
+{
+    return RT_STRUCT_FROM_MEMBER(conn_impl_t, super, c);
+}
+
+static rt_server_stats_t *stats_of(rt_conn_t *c)
+{
+    return &c->worker->server->stats;
+}
+
+rt_server_t *rt_conn_server(const rt_conn_t *c)
+{
+    return c->worker->server;
+}
+
+int64_t rt_conn_now(const rt_conn_t *c)
+{
+    return (int64_t)uv_now(&c->worker->loop);
+}
+
+void rt_conn_set_kind(rt_conn_t *c, rt_conn_kind_t kind)
+{
+    atomic_fetch_sub_explicit(&stats_of(c)->connections[c->kind], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&stats_of(c)->connections[kind], 1, memory_order_relaxed);
+    c->kind = kind;
+}
+
+static void schedule_flush(rt_conn_t *c)
+{
+    if (!rt_list_linked(&c->flush_link))
+        rt_list_insert_tail(&c->worker->pending_flush, &c->flush_link);
+}
+
+int rt_conn_send(rt_conn_t *c, rt_bytes_t *b, bool force)
+{
+    if (c->closing || c->close_after_flush)
+        return 0; /* nothing more goes out on a connection that is ending */
+    size_t limit = c->worker->server->config->client_queue_bytes;
+    if (!force && c->queued_bytes + b->len > limit)
+        return RT_E2BIG;
+    if (c->out_count == c->out_cap) {
+        uint32_t cap = c->out_cap ? c->out_cap * 2 : 4;
+        rt_out_t *q = rt_mem_alloc(cap * sizeof(*q));
+        for (uint32_t i = 0; i < c->out_count; i++)
+            q[i] = c->outq[(c->out_head + i) % c->out_cap];
+        free(c->outq);
+        c->outq = q;
+        c->out_head = 0;
+        c->out_cap = cap;
+    }
+    c->outq[(c->out_head + c->out_count++) % c->out_cap] = (rt_out_t){rt_bytes_ref(b), 0};
+    c->queued_bytes += b->len;
+    atomic_fetch_add_explicit(&stats_of(c)->queued_bytes, (int_fast64_t)b->len, memory_order_relaxed);
+    schedule_flush(c);
+    return 0;
+}
+
+void rt_conn_send_copy(rt_conn_t *c, const void *p, size_t len)
+{
+    rt_bytes_t *b = rt_bytes_new(p, len);
+    rt_conn_send(c, b, true);
+    rt_bytes_unref(b);
+}
+
+/* Drops n written bytes from the head of the queue. */
+static void consume(rt_conn_t *c, size_t n)
+{
+    atomic_fetch_sub_explicit(&stats_of(c)->queued_bytes, (int_fast64_t)n, memory_order_relaxed);
+    c->queued_bytes -= n;
+    while (n > 0) {
+        rt_out_t *o = &c->outq[c->out_head];
+        size_t left = o->bytes->len - o->off;
+        if (n < left) {
+            o->off += n;
+            return;
+        }
+        n -= left;
+        rt_bytes_unref(o->bytes);
+        c->out_head = (c->out_head + 1) % c->out_cap;
+        c->out_count--;
+    }
+}
+
+static size_t gather(rt_conn_t *c, uv_buf_t *iov, size_t *total)
+{
+    size_t n = c->out_count < MAX_IOV ? c->out_count : MAX_IOV;
+    *total = 0;
+    for (size_t i = 0; i < n; i++) {
+        rt_out_t *o = &c->outq[(c->out_head + i) % c->out_cap];
+        iov[i] = uv_buf_init(o->bytes->data + o->off, (unsigned)(o->bytes->len - o->off));
+        *total += iov[i].len;
+    }
+    return n;
+}
+
+static void flush(rt_conn_t *c);
+
+typedef struct st_write_req_t {
+    uv_write_t req;
+    size_t total;
+} write_req_t;
+
+static void on_write(uv_write_t *req, int status)
+{
+    rt_conn_t *c = req->data;
+    size_t written = RT_STRUCT_FROM_MEMBER(write_req_t, req, req)->total;
+    free(RT_STRUCT_FROM_MEMBER(write_req_t, req, req));
+    c->write_in_flight = false;
+    if (status < 0 || c->closing) {
+        if (!c->closing)
+            rt_conn_close(c);
+        return;
+    }
+    consume(c, written);
+    flush(c);
+}
+
+/*
+ * Writes as much as the socket takes now with one writev (uv_try_write); what is left goes out with one
+ * uv_write whose completion writes the rest, so a connection never has more than one write in flight.
+ */
+static void flush(rt_conn_t *c)
+{
+    if (c->closing || c->write_in_flight)
+        return;
+    uv_stream_t *stream = (uv_stream_t *)&impl_of(c)->tcp;
+    while (c->out_count > 0) {
+        uv_buf_t iov[MAX_IOV];
+        size_t total, n = gather(c, iov, &total);
+        int r = uv_try_write(stream, iov, (unsigned)n);
+        if (r == UV_EAGAIN)
+            r = 0;
+        if (r < 0) {
+            rt_conn_close(c);
+            return;
+        }
+        consume(c, (size_t)r);
+        if ((size_t)r < total)
+            break;
+    }
+    if (c->out_count > 0) {
+        uv_buf_t iov[MAX_IOV];
+        size_t total, n = gather(c, iov, &total);
+        write_req_t *wr = rt_mem_alloc(sizeof(*wr));
+        wr->req.data = c;
+        wr->total = total;
+        if (uv_write(&wr->req, stream, iov, (unsigned)n, on_write) != 0) {
+            free(wr);
+            rt_conn_close(c);
+            return;
+        }
+        c->write_in_flight = true;
+        return;
+    }
+    if (c->close_after_flush)
+        rt_conn_close(c);
+}
+
+void rt__conn_flush_pending(rt_worker_t *w)
+{
+    while (!rt_list_empty(&w->pending_flush)) {
+        rt_conn_t *c = RT_STRUCT_FROM_MEMBER(rt_conn_t, flush_link, w->pending_flush.next);
+        rt_list_unlink(&c->flush_link);
+        flush(c);
+    }
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    conn_impl_t *impl = RT_STRUCT_FROM_MEMBER(conn_impl_t, tcp, h);
+    rt_conn_t *c = &impl->super;
+    if (c->handler->on_close != NULL)
+        c->handler->on_close(c);
+    if (c->out_count > 0)
+        consume(c, c->queued_bytes);
+    atomic_fetch_sub_explicit(&stats_of(c)->connections[c->kind], 1, memory_order_relaxed);
+    free(c->outq);
+    rt_buf_free(&c->in);
+    free(impl);
+}
+
+void rt_conn_close(rt_conn_t *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    if (rt_list_linked(&c->flush_link))
+        rt_list_unlink(&c->flush_link);
+    rt_list_unlink(&c->link);
+    uv_close((uv_handle_t *)&impl_of(c)->tcp, on_closed);
+}
+
+void rt_conn_close_after_flush(rt_conn_t *c)
+{
+    if (c->closing)
+        return;
+    c->close_after_flush = true;
+    rt_conn_pause_reading(c, true);
+    if (c->out_count == 0)
+        rt_conn_close(c);
+    else
+        schedule_flush(c);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    rt_conn_t *c = &RT_STRUCT_FROM_MEMBER(conn_impl_t, tcp, h)->super;
+    *buf = uv_buf_init(c->worker->rbuf, sizeof(c->worker->rbuf));
+}
+
+/* Offers input to the handler until it takes no more; handlers may switch (an upgrade) on the way. */
+static size_t feed(rt_conn_t *c, const char *data, size_t len)
+{
+    size_t off = 0;
+    while (off < len && !c->closing && !c->reading_paused) {
+        const rt_conn_handler_t *h = c->handler;
+        ssize_t n = h->on_data(c, data + off, len - off);
+        if (n < 0)
+            return len;
+        off += (size_t)n;
+        if (n == 0 && c->handler == h)
+            break;
+    }
+    return off;
+}
+
+static size_t input_limit(rt_conn_t *c)
+{
+    const rt_config_t *cfg = c->worker->server->config;
+    size_t m = cfg->max_message_bytes > cfg->max_header_bytes ? cfg->max_message_bytes : cfg->max_header_bytes;
+    return m + 65536;
+}
+
+/* Feeds c->in (leftovers plus new data) and keeps what is still unconsumed. */
+static void feed_buffered(rt_conn_t *c)
+{
+    size_t used = feed(c, c->in.base, c->in.len);
+    if (!c->closing)
+        rt_buf_consume(&c->in, used);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    rt_conn_t *c = &RT_STRUCT_FROM_MEMBER(conn_impl_t, tcp, stream)->super;
+    if (nread < 0) {
+        if (nread == UV_EOF && c->handler->on_eof != NULL)
+            c->handler->on_eof(c);
+        else
+            rt_conn_close(c);
+        return;
+    }
+    if (nread == 0 || c->closing)
+        return;
+    if (c->in.len == 0) {
+        size_t used = feed(c, buf->base, (size_t)nread);
+        if (c->closing || used == (size_t)nread)
+            goto Done;
+        if (rt_buf_try_reserve(&c->in, (size_t)nread - used, input_limit(c)) != 0)
+            goto Overflow;
+        rt_buf_append(&c->in, buf->base + used, (size_t)nread - used);
+    } else {
+        if (rt_buf_try_reserve(&c->in, (size_t)nread, input_limit(c)) != 0)
+            goto Overflow;
+        rt_buf_append(&c->in, buf->base, (size_t)nread);
+        feed_buffered(c);
+    }
+Done:
+    if (!c->closing && c->in.len == 0 && c->in.cap > 4096)
+        rt_buf_free(&c->in); /* don't keep a big buffer around for an idle connection */
+    return;
+Overflow:
+    RT_LOG_DEBUG("%s: input over the limit, closing", c->peer);
+    rt_conn_close(c);
+}
+
+void rt_conn_pause_reading(rt_conn_t *c, bool pause)
+{
+    if (c->closing || c->reading_paused == pause)
+        return;
+    c->reading_paused = pause;
+    uv_stream_t *stream = (uv_stream_t *)&impl_of(c)->tcp;
+    if (pause) {
+        uv_read_stop(stream);
+    } else {
+        uv_read_start(stream, on_alloc, on_read);
+        if (c->in.len > 0)
+            feed_buffered(c);
+    }
+}
+
+void rt__conn_accept(rt_worker_t *w)
+{
+    conn_impl_t *impl = rt_mem_calloc(1, sizeof(*impl));
+    rt_conn_t *c = &impl->super;
+    c->worker = w;
+    uv_tcp_init(&w->loop, &impl->tcp);
+    if (uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)&impl->tcp) != 0) {
+        uv_close((uv_handle_t *)&impl->tcp, (uv_close_cb)free);
+        return;
+    }
+    uv_tcp_nodelay(&impl->tcp, 1);
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    if (uv_tcp_getpeername(&impl->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+        char ip[INET6_ADDRSTRLEN] = "";
+        if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
+            snprintf(c->peer, sizeof(c->peer), "[%s]:%d", ip, ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
+            snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, ntohs(((struct sockaddr_in *)&ss)->sin_port));
+        }
+    }
+    c->kind = RT_CONN_HTTP;
+    atomic_fetch_add_explicit(&w->server->stats.connections[RT_CONN_HTTP], 1, memory_order_relaxed);
+    rt_list_insert_tail(&w->conns, &c->link);
+    rt_http_start(c);
+    uv_read_start((uv_stream_t *)&impl->tcp, on_alloc, on_read);
+}

@@ -1,0 +1,34 @@
+/* The worker's fields, shared by worker.c and conn.c only. */
+#ifndef RT_NET_WORKER_PRIVATE_H
+#define RT_NET_WORKER_PRIVATE_H
+
+#include <pthread.h>
+#include <uv.h>
+#include "net/worker.h"
+
+struct st_rt_worker_t {
+    rt_server_t *server;
+    unsigned index;
+    uv_loop_t loop;
+    uv_tcp_t listener;
+    uv_async_t events_async; /* the broadcaster queued events */
+    uv_async_t stop_async;
+    uv_timer_t tick;
+    uv_check_t flush_check;  /* flushes queued output once per loop turn, after I/O callbacks */
+    rt_broadcaster_t *broadcaster;
+    rt_list_t conns;
+    rt_list_t pending_flush;
+    pthread_t thread;
+    bool stopping;
+    int64_t shutdown_deadline;
+    size_t queue_cap;
+    /* Reads land here and are parsed in place; only an incomplete tail is copied to the connection. */
+    char rbuf[65536];
+};
+
+/** Sets up a connection accepted on the worker's listener (conn.c). */
+void rt__conn_accept(rt_worker_t *w);
+/** Writes out every connection's queued output (conn.c). */
+void rt__conn_flush_pending(rt_worker_t *w);
+
+#endif

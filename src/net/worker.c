@@ -1,0 +1,216 @@
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "realtime/error.h"
+#include "net/worker-private.h"
+#include "server/server.h"
+#include "util/mem.h"
+
+#define LOG_PREFIX "worker"
+#include "util/log.h"
+
+/* Events dispatched per loop turn before yielding to I/O, so a publish burst can't starve reads and writes. */
+#define DISPATCH_BATCH 64
+
+static void on_events(uv_async_t *a)
+{
+    rt_worker_t *w = a->data;
+    rt_broadcaster_dispatch(w->broadcaster, DISPATCH_BATCH);
+}
+
+static void wakeup(void *ctx)
+{
+    rt_worker_t *w = ctx;
+    uv_async_send(&w->events_async);
+}
+
+static void on_flush_check(uv_check_t *h)
+{
+    rt__conn_flush_pending(h->data);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    rt_worker_t *w = listener->data;
+    if (status < 0) {
+        RT_LOG_WARN("accept: %s", uv_strerror(status));
+        return;
+    }
+    rt__conn_accept(w);
+}
+
+static void close_handle(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+/* Ends the loop once every connection is gone (or the shutdown deadline passed). */
+static void finish_if_drained(rt_worker_t *w, bool force)
+{
+    if (force) {
+        rt_list_t *l, *tmp;
+        rt_list_foreach_safe(l, tmp, &w->conns) rt_conn_close(RT_STRUCT_FROM_MEMBER(rt_conn_t, link, l));
+    }
+    if (!rt_list_empty(&w->conns))
+        return;
+    close_handle((uv_handle_t *)&w->tick);
+    close_handle((uv_handle_t *)&w->events_async);
+    close_handle((uv_handle_t *)&w->stop_async);
+    close_handle((uv_handle_t *)&w->flush_check);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    rt_worker_t *w = t->data;
+    int64_t now = (int64_t)uv_now(&w->loop);
+    rt_list_t *l, *tmp;
+    rt_list_foreach_safe(l, tmp, &w->conns)
+    {
+        rt_conn_t *c = RT_STRUCT_FROM_MEMBER(rt_conn_t, link, l);
+        if (c->handler->on_tick != NULL)
+            c->handler->on_tick(c, now);
+    }
+    if (w->stopping)
+        finish_if_drained(w, now >= w->shutdown_deadline);
+}
+
+static void on_stop(uv_async_t *a)
+{
+    rt_worker_t *w = a->data;
+    if (w->stopping)
+        return;
+    w->stopping = true;
+    w->shutdown_deadline = (int64_t)uv_now(&w->loop) + (int64_t)(w->server->config->shutdown_timeout_s * 1000);
+    close_handle((uv_handle_t *)&w->listener);
+    /* Deliver what was accepted before telling clients goodbye. */
+    rt_broadcaster_dispatch(w->broadcaster, 0);
+    rt_list_t *l, *tmp;
+    rt_list_foreach_safe(l, tmp, &w->conns)
+    {
+        rt_conn_t *c = RT_STRUCT_FROM_MEMBER(rt_conn_t, link, l);
+        if (c->handler->on_shutdown != NULL)
+            c->handler->on_shutdown(c);
+        else
+            rt_conn_close_after_flush(c);
+    }
+    rt__conn_flush_pending(w);
+    uv_timer_set_repeat(&w->tick, 50); /* notice a drained worker quickly */
+    uv_timer_again(&w->tick);
+}
+
+/* A listening socket of our own, with SO_REUSEPORT, so every worker accepts on the same port. */
+static int open_listener(rt_worker_t *w, char *err, size_t errlen)
+{
+    const rt_config_t *cfg = w->server->config;
+    struct sockaddr_storage ss;
+    int r;
+    if (strchr(cfg->host, ':') != NULL)
+        r = uv_ip6_addr(cfg->host, cfg->port, (struct sockaddr_in6 *)&ss);
+    else
+        r = uv_ip4_addr(cfg->host, cfg->port, (struct sockaddr_in *)&ss);
+    if (r != 0) {
+        snprintf(err, errlen, "listen: bad address %s", cfg->host);
+        return -1;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+        bind(fd, (struct sockaddr *)&ss, ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in)) != 0 ||
+        listen(fd, 4096) != 0) {
+        snprintf(err, errlen, "listen %s:%d: %s", cfg->host, cfg->port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    uv_tcp_init(&w->loop, &w->listener);
+    w->listener.data = w;
+    if ((r = uv_tcp_open(&w->listener, fd)) != 0 || (r = uv_listen((uv_stream_t *)&w->listener, 4096, on_connection)) != 0) {
+        snprintf(err, errlen, "listen: %s", uv_strerror(r));
+        return -1;
+    }
+    return 0;
+}
+
+rt_worker_t *rt__worker_new(rt_server_t *s, unsigned index, char *err, size_t errlen)
+{
+    rt_worker_t *w = rt_mem_calloc(1, sizeof(*w));
+    w->server = s;
+    w->index = index;
+    rt_list_init(&w->conns);
+    rt_list_init(&w->pending_flush);
+    uv_loop_init(&w->loop);
+    if (open_listener(w, err, errlen) != 0) {
+        uv_close((uv_handle_t *)&w->listener, NULL);
+        uv_run(&w->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&w->loop);
+        free(w);
+        return NULL;
+    }
+    /* The queue between the publish path and this loop holds a full history's worth of events. */
+    w->queue_cap = s->config->history_size > 16384 ? s->config->history_size : 16384;
+    rt_broadcaster_config_t bc = {.buffer = w->queue_cap, .wakeup = wakeup, .wakeup_ctx = w};
+    w->broadcaster = rt_broadcaster_new(&bc);
+    uv_async_init(&w->loop, &w->events_async, on_events);
+    w->events_async.data = w;
+    uv_async_init(&w->loop, &w->stop_async, on_stop);
+    w->stop_async.data = w;
+    uv_timer_init(&w->loop, &w->tick);
+    w->tick.data = w;
+    uv_check_init(&w->loop, &w->flush_check);
+    w->flush_check.data = w;
+    return w;
+}
+
+static void *worker_main(void *arg)
+{
+    rt_worker_t *w = arg;
+    uv_timer_start(&w->tick, on_tick, 1000, 1000);
+    uv_check_start(&w->flush_check, on_flush_check);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+int rt__worker_start(rt_worker_t *w)
+{
+    return pthread_create(&w->thread, NULL, worker_main, w) == 0 ? 0 : RT_ENOMEM;
+}
+
+void rt__worker_stop(rt_worker_t *w)
+{
+    uv_async_send(&w->stop_async);
+}
+
+void rt__worker_join(rt_worker_t *w)
+{
+    pthread_join(w->thread, NULL);
+    rt_broadcaster_close(w->broadcaster);
+    uv_loop_close(&w->loop);
+    free(w);
+}
+
+rt_broadcaster_t *rt__worker_broadcaster(rt_worker_t *w)
+{
+    return w->broadcaster;
+}
+
+rt_server_t *rt__worker_server(rt_worker_t *w)
+{
+    return w->server;
+}
+
+size_t rt__worker_queued(rt_worker_t *w)
+{
+    rt_broadcaster_stats_t st;
+    rt_broadcaster_stats(w->broadcaster, &st);
+    return st.queued;
+}
+
+bool rt__worker_queue_full(rt_worker_t *w)
+{
+    return rt__worker_queued(w) + 1 >= w->queue_cap;
+}

@@ -1,0 +1,84 @@
+/*
+ * Native subscriptions, shared by /ws and /events: parsing one from a query string or from a /ws
+ * subscribe message, the `all` permission check, and attaching it to a broadcaster with a resume
+ * from history.
+ *
+ * The query form: channels=a,b (comma separated; the parameter may repeat), filter.<key>=<value>
+ * (simple form; a repeated key is any-of), filter=<JSON tree> (tree form; both forms together are
+ * ANDed), last_event_id=<id>, token=<JWT>. Other parameters are ignored.
+ * The JSON form: {"id","channels":[…],"filters":{…},"filter":{…},"last_event_id"}; other members
+ * (such as "type") are ignored.
+ */
+#ifndef RT_PROTOCOL_NATIVE_SUB_H
+#define RT_PROTOCOL_NATIVE_SUB_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "realtime/broadcaster.h"
+#include "realtime/filter.h"
+#include "realtime/history.h"
+#include "server/config.h"
+
+#define RT_NATIVE_SUB_MAX_CHANNELS 256 /**< channels (or patterns) in one subscription */
+#define RT_NATIVE_SUB_ID_MAX 128       /**< bytes in a subscription id */
+
+/** A failure: a stable DESIGN.md error code and a message for the peer. */
+typedef struct st_rt_native_error_t {
+    const char *code; /**< "bad_request", "invalid_channel", "invalid_filter", "limit_exceeded", "unauthorized",
+                           "permission_denied"; static string */
+    char message[256];
+} rt_native_error_t;
+
+/** A parsed subscription. Owns everything it points to; release with rt_native_sub_dispose. */
+typedef struct st_rt_native_sub_t {
+    char *id;              /**< subscription id: "query" for the query form; NULL when a message had none */
+    char **channels;       /**< valid channels or patterns, without duplicates, in the order given */
+    size_t n_channels;     /**< may be 0 for the query form (no channels= parameter) */
+    bool has_all;          /**< one of the channels is `all` */
+    rt_filter_t *filter;   /**< NULL = every event; set to NULL once ownership passes (rt_native_sub_attach does) */
+    char *last_event_id;   /**< resume point, or NULL */
+    char *token;           /**< the query's token=, or NULL (the JSON form carries none) */
+} rt_native_sub_t;
+
+/**
+ * Parses a query string (without the '?'; NULL or "" allowed). Returns 0, or RT_EINVAL / RT_E2BIG with err
+ * filled (and *out left empty). A subscription with no channels is not an error here: /events refuses it,
+ * /ws allows it.
+ */
+int rt_native_sub_from_query(const char *query, rt_native_sub_t *out, rt_native_error_t *err);
+/** Parses a /ws subscribe message (a JSON object). "channels" must be a non-empty array. Same results. */
+int rt_native_sub_from_json(const json_t *msg, rt_native_sub_t *out, rt_native_error_t *err);
+/** Frees what sub owns and empties it (safe on an empty or already disposed struct). */
+void rt_native_sub_dispose(rt_native_sub_t *sub);
+
+/**
+ * Decides whether a connection's token (NULL = none) makes it an admin. A token that is given must verify
+ * with the configured secret: RT_EPERM with code "unauthorized" otherwise (also when no secret is set).
+ * Returns 0 and *admin.
+ */
+int rt_native_check_token(const rt_config_t *cfg, const char *token, bool *admin, rt_native_error_t *err);
+/**
+ * Checks that the subscription may be made: `all` needs an admin token, or, with no token secret
+ * configured, a loopback listener. Returns 0, or RT_EPERM with code "permission_denied".
+ */
+int rt_native_sub_check_access(const rt_native_sub_t *sub, const rt_config_t *cfg, bool admin, rt_native_error_t *err);
+
+/** rt_event_pred over a subscription (ctx is the rt_subscription_t): its channels and filter. */
+bool rt_native_sub_pred(const rt_event_t *ev, void *ctx);
+
+/**
+ * Subscribes client on b with sub's channels and filter (the filter passes to the subscription), then, when
+ * sub->last_event_id is set, reads from history h the matching events after it, up to the newest seq at the
+ * moment of subscribing. Must run on the thread that dispatches b, so that no live event is delivered between
+ * subscribing and reading history; live events with seq <= *upto are already covered by the replay (or were
+ * sent before) and must be skipped by the caller.
+ * Returns 0 with *out_sub, *replay (oldest first; empty without a resume point; free with rt_event_list_free)
+ * and *upto; RT_ERANGE when the resume point is not in history (subscribed all the same: send a reset, then
+ * live events); RT_EINVAL when the broadcaster refused the subscription (closed).
+ */
+int rt_native_sub_attach(rt_native_sub_t *sub, rt_broadcaster_t *b, rt_history_t *h, rt_client_t *client,
+                         rt_subscription_t **out_sub, rt_event_list_t *replay, uint64_t *upto);
+
+#endif

@@ -1,0 +1,59 @@
+/*
+ * A WebSocket connection (RFC 6455) after the handshake: frame parsing, message assembly, UTF-8
+ * checks, ping/pong, the close handshake, heartbeats, and the outbound path. What the messages mean
+ * is a protocol's business (native /ws, Centrifuge), plugged in through rt_ws_protocol_t, so both
+ * share one state machine.
+ */
+#ifndef RT_TRANSPORT_WS_CONN_H
+#define RT_TRANSPORT_WS_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "realtime/bytes.h"
+#include "net/conn.h"
+#include "net/http.h"
+
+typedef struct st_rt_ws_t rt_ws_t;
+
+typedef struct st_rt_ws_protocol_t {
+    const char *name;
+    rt_conn_kind_t kind;
+    /** Send WebSocket ping frames every heartbeat and close 1008 "pong timeout" without a pong (native /ws).
+     * Centrifuge does its own application-level pings instead. */
+    bool ping_frames;
+    /** After the 101 is queued: returns the protocol's state, or NULL to close with 1011. */
+    void *(*on_open)(rt_ws_t *ws, const rt_http_request_t *req);
+    /** A complete, valid UTF-8 text message. Returns 0, or a close code (1000..4999) to close with. */
+    int (*on_message)(rt_ws_t *ws, void *state, const char *msg, size_t len);
+    /** Once a second (NULL = nothing). */
+    void (*on_tick)(rt_ws_t *ws, void *state, int64_t now_ms);
+    /** Graceful server shutdown (NULL = close 1001 "server shutting down"). */
+    void (*on_shutdown)(rt_ws_t *ws, void *state);
+    /** The connection is gone: unsubscribe and free state. Called exactly once when on_open succeeded. */
+    void (*on_close)(rt_ws_t *ws, void *state);
+} rt_ws_protocol_t;
+
+/**
+ * Performs the handshake for req on c (checks per RFC 6455; on failure answers 400/405/426 with the error
+ * JSON and returns -1), then switches c to WebSocket with protocol p. Returns 0 on success.
+ */
+int rt_ws_accept(rt_conn_t *c, const rt_http_request_t *req, const rt_ws_protocol_t *p);
+
+/** Frames p[0..len) as one text message and queues it (control replies: not subject to the queue limit). */
+void rt_ws_send_text(rt_ws_t *ws, const char *p, size_t len);
+/**
+ * Queues an already framed message (e.g. an event's cached wire form, shared by all clients). Returns 0, or
+ * RT_E2BIG when over client_queue_bytes: the connection is then closed with 1008 "slow consumer" and counted.
+ */
+int rt_ws_send_frame(rt_ws_t *ws, rt_bytes_t *frame);
+/** Builds a complete unmasked text frame (header and payload) as new shared bytes. */
+rt_bytes_t *rt_ws_build_text_frame(const char *p, size_t len);
+/** Starts the close handshake: sends a close frame with code and reason, closes when the peer answers (or soon). */
+void rt_ws_close(rt_ws_t *ws, uint16_t code, const char *reason);
+/** The underlying connection. */
+rt_conn_t *rt_ws_conn(rt_ws_t *ws);
+/** The protocol state returned by on_open. */
+void *rt_ws_state(rt_ws_t *ws);
+
+#endif
