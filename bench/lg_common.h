@@ -25,11 +25,16 @@ typedef struct st_lg_config_t {
     uint32_t subs;       /* subscribers to open */
     uint32_t procs;      /* subscriber worker processes */
     uint32_t per_ip;     /* connections per source address 127.0.0.2, .3, ... */
+    uint32_t src_offset; /* first source address is 127.0.0.2 + src_offset */
     double connect_rate; /* new connections per second, all workers together */
     uint32_t inflight;   /* handshakes in flight per worker */
     double connect_timeout_s;
     uint32_t events;     /* events to publish */
     double rate;         /* events per second */
+    double rates[32];    /* --rates: a step per rate, stopping at the first that breaks */
+    int n_rates;
+    double step_s;       /* seconds of publishing per step */
+    double max_p99_ms;   /* a step whose p99 exceeds this breaks the search */
     uint32_t pub_conns;  /* keep-alive publisher connections */
     uint32_t payload;    /* approximate event body size in bytes (padding) */
     double settle_s;     /* idle time after connecting, before the RSS sample and the first publish */
@@ -110,9 +115,10 @@ static inline uint64_t hist_quantile(const lg_hist_t *h, double q)
 
 enum { LG_PHASE_CONNECTING, LG_PHASE_CONNECTED, LG_PHASE_FINAL };
 
-/* What a worker tells its parent: sent every 100 ms and once more, final, on the parent's 'S'. */
+/* What a worker tells its parent: sent every 100 ms, on the parent's 'R' (end of a rate step: then the
+ * delivery counters restart from zero) and once more, final, on the parent's 'S'. */
 typedef struct st_lg_report_t {
-    uint32_t magic, worker, phase, _pad;
+    uint32_t magic, worker, phase, snap; /* snap: answers to the parent's 'R' so far */
     uint64_t established, failed, attempts, retries, disconnects;
     uint64_t received, dups, reorders, pongs, bad;
     uint64_t first_rx_ns, last_rx_ns;

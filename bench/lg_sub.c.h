@@ -387,7 +387,7 @@ static void sub_start(sub_worker_t *w, uint32_t i)
     const lg_config_t *cfg = w->cfg;
     sub_conn_t *c = &w->c[i];
     uint32_t gi = w->first + i, one = 1;
-    struct sockaddr_in src = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000002u + gi / cfg->per_ip)};
+    struct sockaddr_in src = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000002u + cfg->src_offset + gi / cfg->per_ip)};
     struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->port), .sin_addr.s_addr = cfg->host};
     c->chunked = c->chunk_state = 0;
     c->chunk_left = c->last_n = 0;
@@ -577,6 +577,12 @@ static void sub_worker_run(const lg_config_t *cfg, uint32_t worker, uint32_t fir
                 if (r == 1 && cmd == 'S') {
                     sub_report(&w, LG_PHASE_FINAL);
                     _exit(0);
+                }
+                if (r == 1 && cmd == 'R') {
+                    w.r.snap++;
+                    sub_report(&w, phase);
+                    w.r.received = w.r.dups = w.r.reorders = w.r.bad = w.r.first_rx_ns = w.r.last_rx_ns = 0;
+                    memset(&w.r.lat, 0, sizeof(w.r.lat));
                 }
                 if (r == 0)
                     _exit(2);

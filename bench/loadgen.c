@@ -53,11 +53,17 @@ static void usage(FILE *f)
                "  --subs N                  subscribers (default 100)\n"
                "  --procs N                 worker processes (default: one per 15000 subscribers)\n"
                "  --per-ip N                connections per source address 127.0.0.2, .3, ... (default 10000)\n"
+               "  --src-offset N            start the source addresses at 127.0.0.(2 + N) (default 0)\n"
                "  --connect-rate R          new connections per second (default 5000)\n"
                "  --inflight N              handshakes in flight per worker (default 256)\n"
                "  --connect-timeout S       seconds for the connect phase (default 60)\n"
                "  --events M                events to publish (default 100; 0: connect only)\n"
                "  --rate R                  events per second (default 100)\n"
+               "  --rates R1,R2,...         saturation search: one step per rate, each --step-s long, one JSON line\n"
+               "                            each; stops after the first step with loss, p99 over --max-p99-ms,\n"
+               "                            a disconnect or a publish rate under 80 %% of the asked one\n"
+               "  --step-s S                seconds per step (default 3; at least 10 events a step)\n"
+               "  --max-p99-ms MS           p99 that ends the search (default 1000)\n"
                "  --pub-conns N             keep-alive publisher connections (default 4)\n"
                "  --payload B               pad each event with B bytes (default 0)\n"
                "  --settle S                idle seconds after connecting, before sampling memory (default 0.5)\n"
@@ -96,10 +102,13 @@ static int parse_args(lg_config_t *cfg, int argc, char **argv)
         {"connect-timeout", 1, NULL, 'O'}, {"events", 1, NULL, 'e'}, {"rate", 1, NULL, 'r'},
         {"pub-conns", 1, NULL, 'p'},    {"payload", 1, NULL, 'B'},  {"settle", 1, NULL, 'S'},
         {"drain", 1, NULL, 'D'},        {"timeout", 1, NULL, 'X'},  {"server-pid", 1, NULL, 'W'},
+        {"src-offset", 1, NULL, 'o'},   {"rates", 1, NULL, 'R'},    {"step-s", 1, NULL, 'y'},
+        {"max-p99-ms", 1, NULL, 'm'},
         {"quiet", 0, NULL, 'q'},        {"help", 0, NULL, 'h'},     {NULL, 0, NULL, 0}};
     *cfg = (lg_config_t){.target = LG_TARGET_REALTIME, .transport = LG_TR_WS, .channel = "bench", .subs = 100,
                          .per_ip = 10000, .connect_rate = 5000, .inflight = 256, .connect_timeout_s = 60,
-                         .events = 100, .rate = 100, .pub_conns = 4, .settle_s = 0.5, .drain_s = 3, .timeout_s = 300};
+                         .events = 100, .rate = 100, .pub_conns = 4, .settle_s = 0.5, .drain_s = 3, .timeout_s = 300,
+                         .step_s = 3, .max_p99_ms = 1000};
     parse_url(cfg, "127.0.0.1:8080");
     int ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -149,6 +158,19 @@ static int parse_args(lg_config_t *cfg, int argc, char **argv)
                     s++;
             }
             break;
+        case 'o': cfg->src_offset = (uint32_t)strtoul(optarg, NULL, 10); break;
+        case 'R':
+            for (char *s = optarg; *s && cfg->n_rates < 32;) {
+                double r = strtod(s, &s);
+                if (r <= 0)
+                    return -1;
+                cfg->rates[cfg->n_rates++] = r;
+                while (*s == ',')
+                    s++;
+            }
+            break;
+        case 'y': cfg->step_s = atof(optarg); break;
+        case 'm': cfg->max_p99_ms = atof(optarg); break;
         case 'q': cfg->quiet = 1; break;
         case 'h': usage(stdout); exit(0);
         default: return -1;
@@ -158,12 +180,12 @@ static int parse_args(lg_config_t *cfg, int argc, char **argv)
         return -1;
     if (cfg->procs == 0)
         cfg->procs = cfg->subs == 0 ? 1 : (cfg->subs + 14999) / 15000;
-    if (cfg->procs > MAX_PROCS || cfg->per_ip == 0 || cfg->connect_rate <= 0 || cfg->inflight == 0 || cfg->rate <= 0 ||
+    if (cfg->procs > MAX_PROCS || cfg->per_ip == 0 || cfg->connect_rate <= 0 || cfg->inflight == 0 || cfg->rate <= 0 || cfg->step_s <= 0 ||
         cfg->pub_conns == 0 || cfg->pub_conns > 256 || cfg->payload > (1u << 20) || strlen(cfg->channel) > 200 ||
         cfg->timeout_s <= 0 || (cfg->transport == LG_TR_CENTRIFUGE && cfg->target == LG_TARGET_NCHAN))
         return -1;
-    if (cfg->subs / cfg->per_ip >= 250) {
-        fprintf(stderr, "loadgen: too many connections for the source addresses 127.0.0.2-251\n");
+    if (cfg->src_offset + (cfg->subs ? cfg->subs - 1 : 0) / cfg->per_ip > 252) {
+        fprintf(stderr, "loadgen: source addresses would go past 127.0.0.254: raise --per-ip or lower --src-offset\n");
         return -1;
     }
     return 0;
@@ -334,26 +356,59 @@ static void poll_until(parent_t *P, publisher_t *pub, uint64_t until)
     }
 }
 
-/* Publishes cfg.events at cfg.rate and waits for the deliveries; bounded by `deadline`. */
-static void run_publish(parent_t *P, publisher_t *pub, uint64_t established, uint64_t deadline)
+/* What one publish step measured, besides the workers' counters. */
+typedef struct st_step_t {
+    int index; /* -1 outside a --rates search */
+    double rate;
+    uint32_t events;
+    double srv_cpu, cli_cpu, phase_s;
+} step_t;
+
+/* What the connect phase measured. */
+typedef struct st_run_t {
+    srv_sample_t before, after;
+    double srv_connect_cpu, cli_connect_cpu;
+    uint64_t t_start;
+} run_t;
+
+/* Publishes st->events at st->rate (event numbers continue from *seq) and waits for the deliveries;
+ * bounded by `deadline`. */
+static void run_publish(parent_t *P, publisher_t *pub, const step_t *st, uint32_t *seq, uint64_t established, uint64_t deadline)
 {
-    const lg_config_t *cfg = &P->cfg;
     uint64_t t0 = now_ns();
-    uint32_t seq = 0;
+    uint32_t sent = 0;
     while (now_ns() < deadline) {
-        double due_d = (double)(now_ns() - t0) / 1e9 * cfg->rate + 1;
-        uint32_t due = due_d > cfg->events ? cfg->events : (uint32_t)due_d;
-        while (seq < due && pub_send(pub, seq + 1) == 0)
-            seq++;
-        if (seq == cfg->events && pub->inflight == 0)
+        double due_d = (double)(now_ns() - t0) / 1e9 * st->rate + 1;
+        uint32_t due = due_d > st->events ? st->events : (uint32_t)due_d;
+        while (sent < due && pub_send(pub, *seq + 1) == 0)
+            sent++, (*seq)++;
+        if (sent == st->events && pub->inflight == 0)
             break;
         parent_poll(P, pub, 1);
     }
     uint64_t expected = (uint64_t)pub->ok * established, last = sum_received(P), last_change = now_ns();
-    while (now_ns() < deadline && sum_received(P) < expected && now_ns() - last_change < (uint64_t)(cfg->drain_s * 1e9)) {
+    while (now_ns() < deadline && sum_received(P) < expected && now_ns() - last_change < (uint64_t)(P->cfg.drain_s * 1e9)) {
         parent_poll(P, pub, 20);
         if (sum_received(P) != last)
             last = sum_received(P), last_change = now_ns();
+    }
+}
+
+/* Asks every worker for its counters ('R'); they restart their delivery counters afterwards. */
+static void snapshot_workers(parent_t *P, uint32_t snap, publisher_t *pub)
+{
+    for (uint32_t w = 0; w < P->cfg.procs; w++)
+        if (P->alive[w] && write(P->ctl[w], "R", 1) != 1)
+            P->alive[w] = 0;
+    uint64_t until = now_ns() + 10000000000ull;
+    for (;;) {
+        uint32_t w;
+        for (w = 0; w < P->cfg.procs; w++)
+            if (P->alive[w] && P->rep_last[w].snap < snap)
+                break;
+        if (w == P->cfg.procs || now_ns() >= until)
+            break;
+        parent_poll(P, pub, 50);
     }
 }
 
@@ -380,35 +435,42 @@ static double us(uint64_t ns)
     return (double)ns / 1000.0;
 }
 
-static int print_result(parent_t *P, publisher_t *pub, const srv_sample_t *before, const srv_sample_t *after,
-                        double srv_cpu, double cli_cpu, double phase_s, double wall_s)
+static void totals(parent_t *P, lg_report_t *t, uint64_t *cstart, uint64_t *cend)
+{
+    memset(t, 0, sizeof(*t));
+    *cstart = UINT64_MAX;
+    *cend = 0;
+    for (uint32_t w = 0; w < P->cfg.procs; w++) {
+        lg_report_t *r = &P->rep_last[w];
+        t->established += r->established, t->failed += r->failed, t->retries += r->retries;
+        t->disconnects += r->disconnects, t->received += r->received, t->dups += r->dups, t->reorders += r->reorders;
+        t->bad += r->bad, t->pongs += r->pongs;
+        if (r->connect_start_ns && r->connect_start_ns < *cstart)
+            *cstart = r->connect_start_ns;
+        if (r->connect_end_ns > *cend)
+            *cend = r->connect_end_ns;
+        if (r->last_rx_ns > t->last_rx_ns)
+            t->last_rx_ns = r->last_rx_ns;
+        hist_merge(&t->lat, &r->lat);
+        hist_merge(&t->conn, &r->conn);
+    }
+}
+
+/* Prints one JSON line; returns 1 when the run (or step) was clean: all connected, nothing lost. */
+static int print_result(parent_t *P, publisher_t *pub, const run_t *run, const step_t *st)
 {
     const lg_config_t *cfg = &P->cfg;
     static const char *tn[] = {"ws", "sse", "centrifuge"};
-    static lg_report_t t; /* totals */
-    memset(&t, 0, sizeof(t));
-    uint64_t cstart = UINT64_MAX, cend = 0;
-    for (uint32_t w = 0; w < cfg->procs; w++) {
-        lg_report_t *r = &P->rep_last[w];
-        t.established += r->established, t.failed += r->failed, t.retries += r->retries;
-        t.disconnects += r->disconnects, t.received += r->received, t.dups += r->dups, t.reorders += r->reorders;
-        t.bad += r->bad;
-        if (r->connect_start_ns && r->connect_start_ns < cstart)
-            cstart = r->connect_start_ns;
-        if (r->connect_end_ns > cend)
-            cend = r->connect_end_ns;
-        if (r->last_rx_ns > t.last_rx_ns)
-            t.last_rx_ns = r->last_rx_ns;
-        hist_merge(&t.lat, &r->lat);
-        hist_merge(&t.conn, &r->conn);
-    }
-    uint32_t published = pub ? pub->ok : 0, perr = pub ? pub->errors + (pub->sent - pub->ok - pub->errors) : 0;
+    static lg_report_t t;
+    uint64_t cstart, cend;
+    totals(P, &t, &cstart, &cend);
+    uint32_t published = pub ? pub->ok : 0, perr = pub ? pub->sent - pub->ok : 0;
     uint64_t expected = (uint64_t)published * t.established, lost = expected > t.received ? expected - t.received : 0;
     double connect_s = cend > cstart ? (double)(cend - cstart) / 1e9 : 0;
     double deliver_s = pub && t.last_rx_ns > pub->t_first ? (double)(t.last_rx_ns - pub->t_first) / 1e9 : 0;
     double publish_s = pub && pub->t_last_done > pub->t_first ? (double)(pub->t_last_done - pub->t_first) / 1e9 : 0;
     int ok = t.established == cfg->subs && lost == 0 && t.dups == 0 && t.disconnects == 0 &&
-             (cfg->events == 0 || (published == cfg->events && perr == 0));
+             (st->events == 0 || (published == st->events && perr == 0));
     long ncpu = 0;
     cpu_set_t cs;
     if (sched_getaffinity(0, sizeof(cs), &cs) == 0)
@@ -417,34 +479,92 @@ static int print_result(parent_t *P, publisher_t *pub, const srv_sample_t *befor
     printf("{\"target\":\"%s\",\"transport\":\"%s\",\"url\":\"%s:%d\",\"channel\":\"%s\",\"subs\":%u,\"procs\":%u,",
            cfg->target == LG_TARGET_NCHAN ? "nchan" : "realtime", tn[cfg->transport], inet_ntoa(a), cfg->port, cfg->channel,
            cfg->subs, cfg->procs);
+    if (st->index >= 0)
+        printf("\"step\":%d,", st->index);
     printf("\"connections\":%llu,\"connect_failed\":%llu,\"connect_retries\":%llu,\"connect_s\":%.3f,\"connect_rate\":%.1f,"
-           "\"connect_ms\":{\"p50\":%.2f,\"p99\":%.2f,\"max\":%.2f},",
+           "\"connect_ms\":{\"p50\":%.2f,\"p99\":%.2f,\"max\":%.2f},\"server_connect_cpu_s\":%.3f,\"client_connect_cpu_s\":%.3f,",
            (unsigned long long)t.established, (unsigned long long)t.failed, (unsigned long long)t.retries, connect_s,
            connect_s > 0 ? t.established / connect_s : 0, us(hist_quantile(&t.conn, 0.5)) / 1000,
-           us(hist_quantile(&t.conn, 0.99)) / 1000, us(t.conn.max) / 1000);
+           us(hist_quantile(&t.conn, 0.99)) / 1000, us(t.conn.max) / 1000, run->srv_connect_cpu, run->cli_connect_cpu);
     printf("\"events\":%u,\"rate\":%.1f,\"published\":%u,\"publish_errors\":%u,\"publish_s\":%.3f,\"publish_rate\":%.1f,"
            "\"publish_rtt_us\":{\"p50\":%.1f,\"p99\":%.1f},",
-           cfg->events, cfg->rate, published, perr, publish_s, publish_s > 0 ? (published > 1 ? published - 1 : 1) / publish_s : 0,
+           st->events, st->rate, published, perr, publish_s, publish_s > 0 && published > 1 ? (published - 1) / publish_s : 0,
            pub ? us(hist_quantile(&pub->rtt, 0.5)) : 0, pub ? us(hist_quantile(&pub->rtt, 0.99)) : 0);
     printf("\"expected\":%llu,\"received\":%llu,\"lost\":%llu,\"loss\":%.6f,\"dups\":%llu,\"reorders\":%llu,\"disconnects\":%llu,"
-           "\"bad\":%llu,\"delivered_per_s\":%.1f,",
+           "\"bad\":%llu,\"pongs\":%llu,\"delivered_per_s\":%.1f,",
            (unsigned long long)expected, (unsigned long long)t.received, (unsigned long long)lost,
            expected ? (double)lost / (double)expected : 0, (unsigned long long)t.dups, (unsigned long long)t.reorders,
-           (unsigned long long)t.disconnects, (unsigned long long)t.bad, deliver_s > 0 ? t.received / deliver_s : 0);
+           (unsigned long long)t.disconnects, (unsigned long long)t.bad, (unsigned long long)t.pongs,
+           deliver_s > 0 ? t.received / deliver_s : 0);
     printf("\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f,\"mean\":%.1f},",
            us(hist_quantile(&t.lat, 0.5)), us(hist_quantile(&t.lat, 0.9)), us(hist_quantile(&t.lat, 0.99)),
            us(hist_quantile(&t.lat, 0.999)), us(t.lat.max), t.lat.count ? us(t.lat.sum / t.lat.count) : 0);
     double conns = t.established ? (double)t.established : 1;
+    const srv_sample_t *b = &run->before, *f = &run->after;
     printf("\"server_procs\":%d,\"server_rss_kb\":{\"before\":%llu,\"after\":%llu},\"server_pss_kb\":{\"before\":%llu,\"after\":%llu},"
            "\"rss_per_conn_b\":%.0f,\"pss_per_conn_b\":%.0f,\"server_cpu_s\":%.3f,",
-           after->nproc, (unsigned long long)before->rss_kb, (unsigned long long)after->rss_kb,
-           (unsigned long long)before->pss_kb, (unsigned long long)after->pss_kb,
-           cfg->n_server_pids ? ((double)after->rss_kb - (double)before->rss_kb) * 1024 / conns : 0,
-           cfg->n_server_pids ? ((double)after->pss_kb - (double)before->pss_kb) * 1024 / conns : 0, srv_cpu);
-    printf("\"client_cpu_s\":%.3f,\"client_cpu_pct\":%.1f,\"client_cpus\":%ld,\"wall_s\":%.3f,\"ok\":%s}\n", cli_cpu,
-           phase_s > 0 ? cli_cpu / phase_s * 100 : 0, ncpu, wall_s, ok ? "true" : "false");
+           f->nproc, (unsigned long long)b->rss_kb, (unsigned long long)f->rss_kb, (unsigned long long)b->pss_kb,
+           (unsigned long long)f->pss_kb, cfg->n_server_pids ? ((double)f->rss_kb - (double)b->rss_kb) * 1024 / conns : 0,
+           cfg->n_server_pids ? ((double)f->pss_kb - (double)b->pss_kb) * 1024 / conns : 0, st->srv_cpu);
+    printf("\"client_cpu_s\":%.3f,\"client_cpu_pct\":%.1f,\"client_cpus\":%ld,\"wall_s\":%.3f,\"ok\":%s}\n", st->cli_cpu,
+           st->phase_s > 0 ? st->cli_cpu / st->phase_s * 100 : 0, ncpu, (double)(now_ns() - run->t_start) / 1e9,
+           ok ? "true" : "false");
     fflush(stdout);
-    return ok ? 0 : 1;
+    return ok;
+}
+
+/* Client CPU so far: this process plus the workers' last reports. */
+static double client_cpu(parent_t *P)
+{
+    double c = cpu_self_s();
+    for (uint32_t w = 0; w < P->cfg.procs; w++)
+        c += P->rep_last[w].cpu_s;
+    return c;
+}
+
+/* Runs every publish step (one unless --rates); returns 1 when all were clean. */
+static int run_steps(parent_t *P, run_t *run, uint64_t established, uint64_t deadline)
+{
+    lg_config_t *cfg = &P->cfg;
+    static publisher_t pub;
+    int n = cfg->n_rates > 0 ? cfg->n_rates : 1, all_ok = 1;
+    uint32_t seq = 0;
+    if (pub_init(&pub, cfg, P->ep) != 0) {
+        fprintf(stderr, "loadgen: cannot connect the publisher to the server\n");
+        return 0;
+    }
+    for (int k = 0; k < n && now_ns() < deadline; k++) {
+        step_t st = {.index = cfg->n_rates > 0 ? k : -1, .rate = cfg->n_rates > 0 ? cfg->rates[k] : cfg->rate};
+        st.events = cfg->n_rates > 0 ? (uint32_t)(st.rate * cfg->step_s + 0.5) : cfg->events;
+        if (cfg->n_rates > 0 && st.events < 10)
+            st.events = 10;
+        pub.sent = pub.ok = pub.errors = 0;
+        pub.t_first = pub.t_last_done = 0;
+        memset(&pub.rtt, 0, sizeof(pub.rtt));
+        srv_sample_t s0, s1;
+        sample_server(cfg, &s0);
+        double c0 = client_cpu(P);
+        uint64_t tp0 = now_ns(), step_dl = tp0 + (uint64_t)((st.events / st.rate * 3 + cfg->drain_s + 10) * 1e9);
+        run_publish(P, &pub, &st, &seq, established, step_dl < deadline ? step_dl : deadline);
+        snapshot_workers(P, (uint32_t)k + 1, &pub);
+        sample_server(cfg, &s1);
+        st.phase_s = (double)(now_ns() - tp0) / 1e9;
+        st.srv_cpu = s1.cpu_s - s0.cpu_s;
+        st.cli_cpu = client_cpu(P) - c0;
+        int ok = print_result(P, &pub, run, &st);
+        all_ok &= ok;
+        if (cfg->n_rates > 0) {
+            lg_report_t t;
+            uint64_t cs, ce;
+            totals(P, &t, &cs, &ce);
+            double pub_s = pub.t_last_done > pub.t_first ? (double)(pub.t_last_done - pub.t_first) / 1e9 : 0;
+            if (!ok || hist_quantile(&t.lat, 0.99) > (uint64_t)(cfg->max_p99_ms * 1e6) ||
+                (pub_s > 0 && (pub.ok - 1) / pub_s < 0.8 * st.rate))
+                break;
+        }
+    }
+    pub_free(&pub);
+    return all_ok;
 }
 
 int main(int argc, char **argv)
@@ -466,9 +586,9 @@ int main(int argc, char **argv)
         }
     }
     signal(SIGPIPE, SIG_IGN);
-    uint64_t t_start = now_ns(), deadline = t_start + (uint64_t)(cfg->timeout_s * 1e9);
-    srv_sample_t before, after, s0, s1;
-    sample_server(cfg, &before);
+    run_t run = {.t_start = now_ns()};
+    uint64_t deadline = run.t_start + (uint64_t)(cfg->timeout_s * 1e9);
+    sample_server(cfg, &run.before);
     P.ep = epoll_create1(EPOLL_CLOEXEC);
     spawn_workers(&P);
 
@@ -476,35 +596,23 @@ int main(int argc, char **argv)
     uint64_t cdl = now_ns() + (uint64_t)((cfg->connect_timeout_s + 10) * 1e9);
     while (!all_reached(&P, LG_PHASE_CONNECTED) && now_ns() < cdl && now_ns() < deadline)
         parent_poll(&P, NULL, 50);
+    srv_sample_t connected;
+    sample_server(cfg, &connected);
     poll_until(&P, NULL, now_ns() + (uint64_t)(cfg->settle_s * 1e9));
-    sample_server(cfg, &after);
+    sample_server(cfg, &run.after);
+    run.srv_connect_cpu = connected.cpu_s - run.before.cpu_s;
 
     uint64_t established = 0;
-    double cli0 = cpu_self_s(), cli1, srv_cpu = 0;
     for (uint32_t w = 0; w < cfg->procs; w++)
-        established += P.rep_last[w].established, cli0 += P.rep_last[w].cpu_connected_s;
-    static publisher_t pub;
-    publisher_t *pp = NULL;
-    uint64_t tp0 = now_ns();
+        established += P.rep_last[w].established, run.cli_connect_cpu += P.rep_last[w].cpu_connected_s;
+    int ok;
     if (cfg->events > 0 && established > 0) {
-        if (pub_init(&pub, cfg, P.ep) != 0) {
-            fprintf(stderr, "loadgen: cannot connect the publisher to the server\n");
-            stop_workers(&P);
-            return 2;
-        }
-        pp = &pub;
-        sample_server(cfg, &s0);
-        run_publish(&P, &pub, established, deadline);
-        sample_server(cfg, &s1);
-        srv_cpu = s1.cpu_s - s0.cpu_s;
+        ok = run_steps(&P, &run, established, deadline);
+        stop_workers(&P);
+    } else {
+        step_t st = {.index = -1, .rate = cfg->rate};
+        stop_workers(&P);
+        ok = print_result(&P, NULL, &run, &st);
     }
-    double phase_s = (double)(now_ns() - tp0) / 1e9;
-    stop_workers(&P);
-    cli1 = cpu_self_s();
-    for (uint32_t w = 0; w < cfg->procs; w++)
-        cli1 += P.rep_last[w].cpu_s;
-    int rc = print_result(&P, pp, &before, &after, srv_cpu, pp ? cli1 - cli0 : 0, phase_s, (double)(now_ns() - t_start) / 1e9);
-    if (pp != NULL)
-        pub_free(pp);
-    return rc;
+    return ok ? 0 : 1;
 }

@@ -39,17 +39,22 @@ static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(err, errlen, fmt, ap);
         va_end(ap);
+        /* Messages go into JSON error bodies: keep them printable ASCII even when they quote input (the JSON
+         * parser's "near '...'" may hold invalid UTF-8, and truncation may cut a character). */
+        for (char *p = err; *p != '\0'; p++)
+            if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+                *p = '?';
     }
     return code;
 }
 
-/* Copies at most NAME_SHOWN_MAX bytes of a rejected name for an error message, as printable ASCII only, so
- * messages stay valid UTF-8 (and JSON-encodable) whatever bytes a C caller passed and wherever they are cut. */
+/* Copies at most NAME_SHOWN_MAX bytes of a rejected name for an error message (fail() masks what is not
+ * printable ASCII, including embedded NULs, which are replaced here). */
 static void show_name(char *dst, const char *s, size_t len)
 {
     size_t n = len < NAME_SHOWN_MAX ? len : NAME_SHOWN_MAX;
     for (size_t i = 0; i < n; i++)
-        dst[i] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
+        dst[i] = s[i] != '\0' ? s[i] : '?';
     strcpy(dst + n, len > n ? "..." : "");
 }
 

@@ -152,9 +152,8 @@ static int set_value(rt_filter_value_t *v, const json_t *j)
     case JSON_REAL:
         v->len = rt__filter_format_number(j, buf);
         v->text = rt_strndup(buf, v->len);
-        v->num = (rt_filter_num_t){.is_int = json_is_integer(j),
-                                   .i = json_is_integer(j) ? json_integer_value(j) : 0,
-                                   .d = json_number_value(j)};
+        v->num = (rt_filter_num_t){
+            .is_int = json_is_integer(j), .i = json_is_integer(j) ? json_integer_value(j) : 0, .d = json_number_value(j)};
         return 0;
     case JSON_TRUE:
     case JSON_FALSE:
@@ -298,10 +297,10 @@ static const struct {
     int cmp;
     int arg;
 } cmps[] = {
-    {"eq", RT_FILTER_CMP_EQ, ARG_VAL},   {"neq", RT_FILTER_CMP_NEQ, ARG_VAL},  {"in", RT_FILTER_CMP_IN, ARG_VALS},
-    {"nin", RT_FILTER_CMP_NIN, ARG_VALS}, {"ex", RT_FILTER_CMP_EX, ARG_NONE},   {"nex", RT_FILTER_CMP_NEX, ARG_NONE},
-    {"sw", RT_FILTER_CMP_SW, ARG_VAL},   {"ew", RT_FILTER_CMP_EW, ARG_VAL},    {"ct", RT_FILTER_CMP_CT, ARG_VAL},
-    {"lt", RT_FILTER_CMP_LT, ARG_VAL},   {"lte", RT_FILTER_CMP_LTE, ARG_VAL},  {"gt", RT_FILTER_CMP_GT, ARG_VAL},
+    {"eq", RT_FILTER_CMP_EQ, ARG_VAL},    {"neq", RT_FILTER_CMP_NEQ, ARG_VAL}, {"in", RT_FILTER_CMP_IN, ARG_VALS},
+    {"nin", RT_FILTER_CMP_NIN, ARG_VALS}, {"ex", RT_FILTER_CMP_EX, ARG_NONE},  {"nex", RT_FILTER_CMP_NEX, ARG_NONE},
+    {"sw", RT_FILTER_CMP_SW, ARG_VAL},    {"ew", RT_FILTER_CMP_EW, ARG_VAL},   {"ct", RT_FILTER_CMP_CT, ARG_VAL},
+    {"lt", RT_FILTER_CMP_LT, ARG_VAL},    {"lte", RT_FILTER_CMP_LTE, ARG_VAL}, {"gt", RT_FILTER_CMP_GT, ARG_VAL},
     {"gte", RT_FILTER_CMP_GTE, ARG_VAL},
 };
 

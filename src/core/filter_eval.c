@@ -251,7 +251,10 @@ static bool match_leaf(const rt_filter_t *leaf, const rt_event_t *ev)
         if (!field_number(&f, &n))
             return false;
         int c = num_cmp(&n, &v->num);
-        return leaf->cmp == RT_FILTER_CMP_LT ? c < 0 : leaf->cmp == RT_FILTER_CMP_LTE ? c <= 0 : leaf->cmp == RT_FILTER_CMP_GT ? c > 0 : c >= 0;
+        return leaf->cmp == RT_FILTER_CMP_LT    ? c < 0
+               : leaf->cmp == RT_FILTER_CMP_LTE ? c <= 0
+               : leaf->cmp == RT_FILTER_CMP_GT  ? c > 0
+                                                : c >= 0;
     }
     default:
         break;

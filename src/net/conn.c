@@ -291,7 +291,7 @@ Done:
         rt_buf_free(&c->in); /* don't keep a big buffer around for an idle connection */
     return;
 Overflow:
-    RT_LOG_DEBUG("%s: input over the limit, closing", c->peer);
+    RT_LOG_DEBUG("input over the limit, closing");
     rt_conn_close(c);
 }
 
@@ -310,6 +310,24 @@ void rt_conn_pause_reading(rt_conn_t *c, bool pause)
     }
 }
 
+void rt_conn_peer(rt_conn_t *c, char *buf, size_t size)
+{
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    char ip[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (uv_tcp_getpeername(&impl_of(c)->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        }
+    }
+    snprintf(buf, size, "%s:%d", ip, port);
+}
+
 void rt__conn_accept(rt_worker_t *w)
 {
     conn_impl_t *impl = rt_mem_calloc(1, sizeof(*impl));
@@ -321,18 +339,6 @@ void rt__conn_accept(rt_worker_t *w)
         return;
     }
     uv_tcp_nodelay(&impl->tcp, 1);
-    struct sockaddr_storage ss;
-    int sl = sizeof(ss);
-    if (uv_tcp_getpeername(&impl->tcp, (struct sockaddr *)&ss, &sl) == 0) {
-        char ip[INET6_ADDRSTRLEN] = "";
-        if (ss.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
-            snprintf(c->peer, sizeof(c->peer), "[%s]:%d", ip, ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
-        } else {
-            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
-            snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, ntohs(((struct sockaddr_in *)&ss)->sin_port));
-        }
-    }
     c->kind = RT_CONN_HTTP;
     atomic_fetch_add_explicit(&w->server->stats.connections[RT_CONN_HTTP], 1, memory_order_relaxed);
     rt_list_insert_tail(&w->conns, &c->link);

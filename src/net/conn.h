@@ -61,7 +61,6 @@ struct st_rt_conn_t {
     size_t queued_bytes;
     int64_t deadline_ms;      /**< handler-defined deadline checked in on_tick (0 = none) */
     bool closing, close_after_flush, write_in_flight, reading_paused;
-    char peer[48];            /**< "ip:port" for logs */
 };
 
 /**
@@ -80,6 +79,8 @@ void rt_conn_close_after_flush(rt_conn_t *c);
 void rt_conn_pause_reading(rt_conn_t *c, bool pause);
 /** The monotonic milliseconds of the worker's loop (cached per loop turn). */
 int64_t rt_conn_now(const rt_conn_t *c);
+/** Writes the peer's "ip:port" into buf (for logs; a syscall, so not on hot paths). */
+void rt_conn_peer(rt_conn_t *c, char *buf, size_t size);
 /** Sets the connection kind (updates the worker's connection counts). */
 void rt_conn_set_kind(rt_conn_t *c, rt_conn_kind_t kind);
 

@@ -2,10 +2,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "realtime/channel.h"
 #include "realtime/error.h"
 #include "net/http.h"
 #include "protocol/native_sub.h"
+#include "server/token.h"
 #include "util/mem.h"
 
 static int fail(rt_native_error_t *err, int rc, const char *code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -233,10 +235,16 @@ int rt_native_check_token(const rt_config_t *cfg, const char *token, bool *admin
     *admin = false;
     if (token == NULL)
         return 0;
-    /* TODO(token): verify with rt_token_verify (src/server/token.h) and read the admin claim. Until then no
-     * token can be verified, so one that is given is refused rather than silently ignored. */
-    (void)cfg;
-    return fail(err, RT_EPERM, "unauthorized", "token: cannot be verified");
+    if (cfg->token_secret == NULL)
+        return fail(err, RT_EPERM, "unauthorized", "token: no token secret is configured, so no token can be verified");
+    rt_token_claims_t claims;
+    char why[128] = "invalid token";
+    int r = rt_token_verify(cfg->token_secret, token, (int64_t)time(NULL), &claims, why, sizeof(why));
+    *admin = r == 0 && claims.admin;
+    rt_token_claims_free(&claims);
+    if (r != 0)
+        return fail(err, RT_EPERM, "unauthorized", "%s", r == RT_ERANGE ? "token expired" : why);
+    return 0;
 }
 
 int rt_native_sub_check_access(const rt_native_sub_t *sub, const rt_config_t *cfg, bool admin, rt_native_error_t *err)
@@ -246,6 +254,15 @@ int rt_native_sub_check_access(const rt_native_sub_t *sub, const rt_config_t *cf
     if (cfg->loopback && cfg->token_secret == NULL)
         return 0;
     return fail(err, RT_EPERM, "permission_denied", "channel \"all\" needs an admin token");
+}
+
+int rt_native_error_status(const rt_native_error_t *err)
+{
+    if (strcmp(err->code, "unauthorized") == 0)
+        return 401;
+    if (strcmp(err->code, "permission_denied") == 0)
+        return 403;
+    return 400;
 }
 
 bool rt_native_sub_pred(const rt_event_t *ev, void *ctx)

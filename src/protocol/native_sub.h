@@ -65,6 +65,9 @@ int rt_native_check_token(const rt_config_t *cfg, const char *token, bool *admin
  */
 int rt_native_sub_check_access(const rt_native_sub_t *sub, const rt_config_t *cfg, bool admin, rt_native_error_t *err);
 
+/** The HTTP status for err's code: 401 unauthorized, 403 permission_denied, 400 otherwise. */
+int rt_native_error_status(const rt_native_error_t *err);
+
 /** rt_event_pred over a subscription (ctx is the rt_subscription_t): its channels and filter. */
 bool rt_native_sub_pred(const rt_event_t *ev, void *ctx);
 

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef enum { RT_MODE_HYBRID, RT_MODE_WEBSOCKET, RT_MODE_CENTRIFUGE } rt_mode_t;
 
@@ -50,14 +51,19 @@ typedef struct st_rt_config_t {
 void rt_config_defaults(rt_config_t *cfg);
 /**
  * Applies, in order of precedence, the file named by --config (or REALTIME_CONFIG), the REALTIME_* environment
- * and the --key value flags in argv[0..argc). Returns 0, or -1 with a message in err naming the key
- * ("--workers: must be a positive integer", "config.json: line 3: ...", "unknown key \"foo\"").
+ * and the --key value flags in argv[0..argc). Returns 0, or a negative value with a message in err naming the
+ * key ("--workers: must be an integer between 1 and 256", "config.json: line 3, column 5: ...",
+ * "config.json: unknown key \"foo\""): -2 when the error is in argv (a usage error: unknown option, missing
+ * or invalid flag value, stray argument), -1 for the file or the environment. Empty REALTIME_* variables count
+ * as unset. Call rt_config_defaults() first.
  */
 int rt_config_load(rt_config_t *cfg, int argc, char **argv, char *err, size_t errlen);
 /** Checks cross-field rules and derives host/port/loopback; 0 or -1 with a message. */
 int rt_config_finish(rt_config_t *cfg, char *err, size_t errlen);
 /** Writes the effective configuration as JSON (secrets masked) to a new string (free()). */
 char *rt_config_dump(const rt_config_t *cfg);
+/** Prints one entry per key (flag, argument, meaning, env variable, default) for --help. */
+void rt_config_usage(FILE *out);
 /** Frees what the config owns. */
 void rt_config_free(rt_config_t *cfg);
 

@@ -24,7 +24,8 @@ typedef struct st_rt_ws_protocol_t {
     bool ping_frames;
     /** After the 101 is queued: returns the protocol's state, or NULL to close with 1011. */
     void *(*on_open)(rt_ws_t *ws, const rt_http_request_t *req);
-    /** A complete, valid UTF-8 text message. Returns 0, or a close code (1000..4999) to close with. */
+    /** A complete, valid UTF-8 text message (not NUL-terminated; it points into the input and is valid only during
+     * the call). Returns 0, or a close code (1000..4999) to close with. */
     int (*on_message)(rt_ws_t *ws, void *state, const char *msg, size_t len);
     /** Once a second (NULL = nothing). */
     void (*on_tick)(rt_ws_t *ws, void *state, int64_t now_ms);
@@ -45,12 +46,20 @@ void rt_ws_send_text(rt_ws_t *ws, const char *p, size_t len);
 /**
  * Queues an already framed message (e.g. an event's cached wire form, shared by all clients). Returns 0, or
  * RT_E2BIG when over client_queue_bytes: the connection is then closed with 1008 "slow consumer" and counted.
+ * RT_ECLOSED (nothing queued) once the connection is closing: no data frame may follow our close frame.
  */
 int rt_ws_send_frame(rt_ws_t *ws, rt_bytes_t *frame);
+/**
+ * As rt_ws_send_frame, but over client_queue_bytes it returns RT_E2BIG without closing: the caller falls back
+ * (a history replay that does not fit ends with a reset instead). RT_ECLOSED once closing.
+ */
+int rt_ws_try_send_frame(rt_ws_t *ws, rt_bytes_t *frame);
 /** Builds a complete unmasked text frame (header and payload) as new shared bytes. */
 rt_bytes_t *rt_ws_build_text_frame(const char *p, size_t len);
 /** Starts the close handshake: sends a close frame with code and reason, closes when the peer answers (or soon). */
 void rt_ws_close(rt_ws_t *ws, uint16_t code, const char *reason);
+/** True once the connection is ending (our close frame sent, or closing): nothing more goes out. */
+bool rt_ws_is_closing(const rt_ws_t *ws);
 /** The underlying connection. */
 rt_conn_t *rt_ws_conn(rt_ws_t *ws);
 /** The protocol state returned by on_open. */

@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -310,6 +311,7 @@ static void test_close_payload_build(void **state)
     rt_ws_close_t c;
     assert_int_equal(rt_ws_parse_close(out, n, &c), 0);
     assert_int_equal(c.code, 1002);
+    memset(reason, 'a', sizeof(reason));
     memcpy(reason + 120, "\xe2\x82\xac", 3); /* ends exactly at 123: kept */
     assert_int_equal(rt_ws_close_payload(out, 1002, reason, sizeof(reason)), 125);
 
@@ -401,10 +403,12 @@ static int run_stream(const uint8_t *in, size_t len, uint64_t max, char *log, si
         if (r == 0)
             continue;
         size_t l = strlen(log);
-        if (r & 8)
+        if (r & 8) {
             snprintf(log + l, logcap - l, "%s:%.*s|", tag, (int)f.payload_len, (const char *)buf);
-        else
-            snprintf(log + l, logcap - l, "%s:%.*s|", tag, (int)msg_len, (const char *)msg), msg_len = 0;
+        } else {
+            snprintf(log + l, logcap - l, "%s:%.*s|", tag, (int)msg_len, (const char *)msg);
+            msg_len = 0;
+        }
     }
     return 0;
 }

@@ -1,0 +1,360 @@
+/*
+ * The server API: publishing, history, stats, health and the index page.
+ *
+ * A publish request is validated whole before anything is published (a batch is all or nothing), then its
+ * events go to rt_server_publish one by one, in order, so they get consecutive seqs.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include "realtime/channel.h"
+#include "realtime/error.h"
+#include "net/worker.h"
+#include "server/api.h"
+#include "util/buf.h"
+#include "util/clock.h"
+#include "util/mem.h"
+
+#define LOG_PREFIX "api"
+#include "util/log.h"
+
+#define HISTORY_DEFAULT_LIMIT 100
+#define INDEX_MAX_BYTES (4 << 20)
+
+void rt__api_error(rt_conn_t *c, int status, const char *code, const char *extra_headers, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    json_t *body = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
+    char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (text == NULL) {
+        rt_http_respond_error(c, status, code, "(message not encodable)");
+        return;
+    }
+    rt_http_respond(c, status, "application/json", text, strlen(text), extra_headers);
+    free(text);
+}
+
+/* True when the Content-Type names application/json, with or without parameters such as charset. */
+static bool is_json_content_type(const char *ct)
+{
+    if (ct == NULL)
+        return false;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    size_t n = strcspn(ct, "; \t");
+    return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
+}
+
+/* Validates one event object; on failure answers the request (naming the batch index when batch) and returns NULL. */
+static rt_event_t *validate_event(rt_conn_t *c, json_t *obj, size_t max_bytes, long index)
+{
+    char err[256], where[32] = "";
+    rt_event_t *ev;
+    int r = rt_event_from_json(obj, max_bytes, &ev, err, sizeof(err));
+    if (r == 0)
+        return ev;
+    const char *msg = err;
+    if (index >= 0) {
+        /* "type: …" becomes "events[3].type: …"; "event: …" (the whole object) becomes "events[3]: …". */
+        bool whole = strncmp(err, "event: ", 7) == 0;
+        snprintf(where, sizeof(where), "events[%ld]%s", index, whole ? ": " : ".");
+        if (whole)
+            msg += 7;
+    }
+    if (r == RT_E2BIG)
+        rt__api_error(c, 413, "payload_too_large", NULL, "%s%s (max_event_bytes)", where, msg);
+    else
+        rt__api_error(c, 400, "invalid_event", NULL, "%s%s", where, msg);
+    return NULL;
+}
+
+static json_t *published_entry(const rt_event_t *ev)
+{
+    return json_pack("{s:s%,s:I}", "id", ev->id, ev->id_len, "seq", (json_int_t)ev->seq);
+}
+
+/* Publishes evs[0..n) in order. Returns the {id,seq} list, or NULL after answering 503 (queues full). */
+static json_t *publish_all(rt_conn_t *c, rt_event_t **evs, size_t n, bool batch)
+{
+    rt_server_t *s = rt_conn_server(c);
+    json_t *out = json_array();
+    for (size_t i = 0; i < n; i++) {
+        rt_event_t *existing = NULL;
+        int r = rt_server_publish(s, evs[i], &existing);
+        if (r == 0) {
+            json_array_append_new(out, published_entry(evs[i]));
+        } else if (r == RT_EEXIST) {
+            json_array_append_new(out, published_entry(existing)); /* idempotent: the original seq */
+            rt_event_unref(existing);
+        } else {
+            /* Nothing of evs[i..] went out. Say what did, so a source without its own ids can resume the batch. */
+            json_t *body = json_pack("{s:{s:s,s:s},s:o}", "error", "code", "unavailable", "message",
+                                     r == RT_EAGAIN ? "event queues are full; retry later" : rt_strerror(r), "events", out);
+            if (batch) {
+                char msg[160];
+                snprintf(msg, sizeof(msg), "event queues are full: published %zu of %zu events (listed); retry the rest later",
+                         i, n);
+                json_object_set_new(json_object_get(body, "error"), "message", json_string(msg));
+            } else {
+                json_object_del(body, "events");
+            }
+            char *text = json_dumps(body, JSON_COMPACT);
+            json_decref(body);
+            rt_http_respond(c, 503, "application/json", text, strlen(text), "Retry-After: 1\r\n");
+            free(text);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+void rt__api_events(rt_conn_t *c, rt_http_request_t *req)
+{
+    const rt_config_t *cfg = rt_conn_server(c)->config;
+    if (!is_json_content_type(rt_http_header(req, "content-type"))) {
+        rt__api_error(c, 415, "unsupported_media_type", NULL, "Content-Type must be application/json");
+        return;
+    }
+    json_error_t jerr;
+    json_t *body = json_loadb(req->body.base != NULL ? req->body.base : "", req->body.len, 0, &jerr);
+    if (body == NULL) {
+        rt__api_error(c, 400, "invalid_json", NULL, "invalid JSON: %s (line %d, column %d)", jerr.text, jerr.line, jerr.column);
+        return;
+    }
+    if (!json_is_object(body)) {
+        rt__api_error(c, 400, "invalid_event", NULL, "body: must be an event object or {\"events\":[…]}");
+        json_decref(body);
+        return;
+    }
+    /* An event has a type; {"events":[…]} without one is a batch. */
+    json_t *list = json_object_get(body, "type") == NULL ? json_object_get(body, "events") : NULL;
+    bool batch = list != NULL;
+    size_t n = batch ? json_array_size(list) : 1;
+    if (batch && (!json_is_array(list) || n == 0)) {
+        rt__api_error(c, 400, "bad_request", NULL, "events: must be a non-empty array of events");
+        json_decref(body);
+        return;
+    }
+    if (n > cfg->max_batch) {
+        rt__api_error(c, 413, "limit_exceeded", NULL, "events: %zu events in one batch, more than max_batch (%zu)", n,
+                      cfg->max_batch);
+        json_decref(body);
+        return;
+    }
+    rt_event_t **evs = rt_mem_calloc(n, sizeof(*evs));
+    size_t valid = 0;
+    for (; valid < n; valid++) {
+        json_t *obj = batch ? json_array_get(list, valid) : body;
+        if ((evs[valid] = validate_event(c, obj, cfg->max_event_bytes, batch ? (long)valid : -1)) == NULL)
+            break;
+    }
+    if (valid == n) {
+        json_t *published = publish_all(c, evs, n, batch);
+        if (published != NULL && batch)
+            rt_http_respond_json(c, 200, json_pack("{s:o}", "events", published));
+        else if (published != NULL) {
+            rt_http_respond_json(c, 200, json_incref(json_array_get(published, 0)));
+            json_decref(published);
+        }
+    }
+    for (size_t i = 0; i < valid; i++)
+        rt_event_unref(evs[i]);
+    free(evs);
+    json_decref(body);
+}
+
+static bool on_channel(const rt_event_t *ev, void *ctx)
+{
+    return rt_event_channel_index(ev, ctx, strlen(ctx)) >= 0;
+}
+
+/* Parses a decimal count; false for anything else (sign, junk, overflow). */
+static bool parse_count(const char *s, size_t *out)
+{
+    if (*s < '0' || *s > '9')
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return false;
+    *out = (size_t)v;
+    return true;
+}
+
+void rt__api_history(rt_conn_t *c, rt_http_request_t *req)
+{
+    rt_server_t *s = rt_conn_server(c);
+    size_t qsize = strlen(req->query) + 1;
+    char *channel = rt_mem_alloc(qsize), *since = rt_mem_alloc(qsize), *limit_text = rt_mem_alloc(qsize);
+    size_t limit = HISTORY_DEFAULT_LIMIT;
+    bool has_since = rt_http_query_get(req->query, "since", since, qsize) && since[0] != '\0';
+    rt_event_list_t list = {0};
+    if (!rt_http_query_get(req->query, "channel", channel, qsize) || channel[0] == '\0') {
+        rt__api_error(c, 400, "bad_request", NULL, "channel: required");
+        goto Done;
+    }
+    if (!rt_channel_valid(channel, strlen(channel))) {
+        rt__api_error(c, 400, "invalid_channel", NULL, "channel: invalid channel \"%.80s\"", channel);
+        goto Done;
+    }
+    if (rt_http_query_get(req->query, "limit", limit_text, qsize) && !parse_count(limit_text, &limit)) {
+        rt__api_error(c, 400, "bad_request", NULL, "limit: must be a non-negative integer");
+        goto Done;
+    }
+    if (limit > s->config->history_size)
+        limit = s->config->history_size;
+    if (has_since) {
+        if (rt_history_after_id(s->history, since, 0, on_channel, channel, &list) != 0) {
+            rt__api_error(c, 404, "not_found", NULL, "since: event not in history");
+            goto Done;
+        }
+    } else {
+        rt_history_last(s->history, channel, limit, &list);
+    }
+    /* After `since`, the oldest `limit` (pages forward); without it, rt_history_last took the newest. */
+    size_t n = list.count < limit ? list.count : limit;
+    rt_buf_t out = {0};
+    rt_buf_appends(&out, "{\"events\":[");
+    for (size_t i = 0; i < n; i++) {
+        if (i != 0)
+            rt_buf_append(&out, ",", 1);
+        rt_buf_append(&out, list.events[i]->json, list.events[i]->json_len);
+    }
+    rt_buf_appends(&out, "]}");
+    rt_http_respond(c, 200, "application/json", out.base, out.len, NULL);
+    rt_buf_free(&out);
+Done:
+    rt_event_list_free(&list);
+    free(channel);
+    free(since);
+    free(limit_text);
+}
+
+void rt__stats_snapshot(rt_server_t *s, rt_stats_snapshot_t *out)
+{
+    rt_server_stats_t *st = &s->stats;
+    *out = (rt_stats_snapshot_t){0};
+    for (int k = 0; k < RT_CONN_KINDS; k++) {
+        out->connections[k] = atomic_load_explicit(&st->connections[k], memory_order_relaxed);
+        if (k != RT_CONN_HTTP)
+            out->clients += out->connections[k];
+    }
+    for (unsigned i = 0; i < s->n_workers; i++) {
+        rt_broadcaster_stats_t bs;
+        rt_broadcaster_stats(rt__worker_broadcaster(s->workers[i]), &bs);
+        out->subscriptions += bs.subscriptions;
+        out->channels += bs.channels;
+        out->patterns += bs.patterns;
+        out->worker_queued += bs.queued;
+    }
+    out->published = atomic_load_explicit(&st->published, memory_order_relaxed);
+    out->delivered = atomic_load_explicit(&st->delivered, memory_order_relaxed);
+    out->dropped = atomic_load_explicit(&st->dropped, memory_order_relaxed);
+    out->replayed = atomic_load_explicit(&st->replayed, memory_order_relaxed);
+    out->slow_disconnects = atomic_load_explicit(&st->slow_disconnects, memory_order_relaxed);
+    out->send_failures = atomic_load_explicit(&st->send_failures, memory_order_relaxed);
+    out->queued_bytes = atomic_load_explicit(&st->queued_bytes, memory_order_relaxed);
+    out->history_events = rt_history_count(s->history);
+    out->uptime_s = (double)(rt_clock_mono_ms() - s->started_ms) / 1000.0;
+}
+
+void rt__api_stats(rt_conn_t *c, rt_http_request_t *req)
+{
+    rt_stats_snapshot_t ss;
+    rt__stats_snapshot(rt_conn_server(c), &ss);
+    json_t *conns = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "total", (json_int_t)ss.clients, "ws", (json_int_t)ss.connections[RT_CONN_WS],
+                              "sse", (json_int_t)ss.connections[RT_CONN_SSE], "centrifuge",
+                              (json_int_t)ss.connections[RT_CONN_CENTRIFUGE], "uni_sse",
+                              (json_int_t)ss.connections[RT_CONN_UNI_SSE], "http", (json_int_t)ss.connections[RT_CONN_HTTP]);
+    json_t *events = json_pack("{s:I,s:I,s:I,s:I}", "published", (json_int_t)ss.published, "delivered", (json_int_t)ss.delivered,
+                               "dropped", (json_int_t)ss.dropped, "replayed", (json_int_t)ss.replayed);
+    json_t *clients = json_pack("{s:I,s:I}", "slow_disconnects", (json_int_t)ss.slow_disconnects, "send_failures",
+                                (json_int_t)ss.send_failures);
+    rt_http_respond_json(c, 200,
+                         json_pack("{s:o,s:I,s:I,s:o,s:o,s:I,s:I,s:I}", "connections", conns, "subscriptions",
+                                   (json_int_t)ss.subscriptions, "channels", (json_int_t)ss.channels, "events", events, "clients",
+                                   clients, "queued_bytes", (json_int_t)ss.queued_bytes, "history_events",
+                                   (json_int_t)ss.history_events, "uptime_s", (json_int_t)ss.uptime_s));
+}
+
+void rt__api_healthz(rt_conn_t *c, rt_http_request_t *req)
+{
+    static const char body[] = "{\"status\":\"ok\"}";
+    rt_http_respond(c, 200, "application/json", body, sizeof(body) - 1, NULL);
+}
+
+void rt__api_readyz(rt_conn_t *c, rt_http_request_t *req)
+{
+    static const char body[] = "{\"status\":\"ready\"}";
+    /* TODO(broker): with the redis broker, also 503 while Redis is unreachable. */
+    if (atomic_load(&rt_conn_server(c)->stopping))
+        rt__api_error(c, 503, "unavailable", NULL, "server is shutting down");
+    else
+        rt_http_respond(c, 200, "application/json", body, sizeof(body) - 1, NULL);
+}
+
+static const char builtin_index[] =
+    "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>realtime</title></head>\n<body>\n"
+    "<h1>realtime</h1>\n<p>The dashboard (web/index.html) is not installed. Endpoints:</p>\n<ul>\n"
+    "<li><code>GET /events?channels=…</code> Server-Sent Events</li>\n"
+    "<li><code>GET /ws</code> native WebSocket</li>\n"
+    "<li><code>GET /connection/websocket</code>, <code>/connection/uni_sse</code> Centrifuge</li>\n"
+    "<li><code>POST /api/events</code>, <code>GET /api/history</code>, <a href=\"/api/stats\">/api/stats</a>, "
+    "<a href=\"/metrics\">/metrics</a>, <a href=\"/healthz\">/healthz</a></li>\n"
+    "</ul>\n</body></html>\n";
+
+/* Reads path whole (at most INDEX_MAX_BYTES); NULL when it can't. */
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    rt_buf_t b = {0};
+    char chunk[8192];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && b.len + n <= INDEX_MAX_BYTES)
+        rt_buf_append(&b, chunk, n);
+    bool ok = !ferror(f) && n == 0;
+    fclose(f);
+    if (!ok) {
+        rt_buf_free(&b);
+        return NULL;
+    }
+    *len = b.len;
+    return b.base != NULL ? b.base : rt_strdup("");
+}
+
+/*
+ * The page is read on each request (it is small, and edits show without a restart): from web/ in the working
+ * directory, else from the source tree the binary was built in (build/<mode>/realtime → ../../web).
+ */
+void rt__api_index(rt_conn_t *c, rt_http_request_t *req)
+{
+    size_t len = 0;
+    char *page = read_file("web/index.html", &len);
+    if (page == NULL) {
+        char exe[4096];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 32);
+        char *slash = n > 0 ? memrchr(exe, '/', (size_t)n) : NULL;
+        if (slash != NULL) {
+            strcpy(slash, "/../../web/index.html");
+            page = read_file(exe, &len);
+        }
+    }
+    if (page != NULL) {
+        rt_http_respond(c, 200, "text/html; charset=utf-8", page, len, "Cache-Control: no-cache\r\n");
+        free(page);
+    } else {
+        rt_http_respond(c, 200, "text/html; charset=utf-8", builtin_index, sizeof(builtin_index) - 1, NULL);
+    }
+}

@@ -1,0 +1,216 @@
+/*
+ * The SSE stream of GET /events. The connection's client is subscribed on its worker's broadcaster
+ * before history is read, so nothing published meanwhile is missed; a per-connection watermark (the
+ * seq of the last event sent) then drops the live copies of what the replay already covered, so the
+ * stream is in seq order without duplicates.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "realtime/error.h"
+#include "net/worker.h"
+#include "protocol/native_sub.h"
+#include "server/server.h"
+#include "transport/sse_codec.h"
+#include "transport/sse_conn.h"
+#include "util/mem.h"
+
+#define LOG_PREFIX "sse"
+#include "util/log.h"
+
+#define RESET_BLOCK "event: reset\ndata: {\"reason\":\"history_unavailable\"}\n\n"
+
+typedef struct st_sse_t {
+    rt_client_t client;
+    rt_conn_t *conn;
+    rt_server_t *server;
+    rt_broadcaster_t *broadcaster;
+    uint64_t watermark;   /* seq of the newest event sent or covered by the replay */
+    int64_t next_ping_ms;
+    bool subscribed;      /* counted in stats.subscriptions */
+    bool detached;        /* the broadcaster dropped the client (its close op ran) */
+} sse_t;
+
+static rt_bytes_t *ping_bytes;
+static pthread_once_t ping_once = PTHREAD_ONCE_INIT;
+
+static void make_ping(void)
+{
+    ping_bytes = rt_bytes_new(RT_SSE_PING, RT_SSE_PING_LEN); /* kept for the life of the process */
+}
+
+static rt_bytes_t *encode_block(const rt_event_t *ev, size_t channel_index, void *ctx)
+{
+    rt_sse_event_t se = {.id = ev->id,
+                         .id_len = ev->id_len,
+                         .type = ev->type,
+                         .type_len = strlen(ev->type),
+                         .data = ev->json,
+                         .data_len = ev->json_len};
+    return rt_sse_event_bytes(&se);
+}
+
+/* Queues ev unless the watermark covers it. Returns 0 or a negative error (RT_E2BIG: slow consumer). */
+static int send_event(sse_t *s, rt_event_t *ev)
+{
+    if (ev->seq <= s->watermark)
+        return 0;
+    rt_bytes_t *block = rt_event_form(ev, RT_FORM_SSE, 0, encode_block, NULL);
+    if (block == NULL)
+        return RT_EINVAL; /* an id or type with a line break: cannot happen for a validated event */
+    int r = rt_conn_send(s->conn, block, false);
+    if (r != 0)
+        return r;
+    s->watermark = ev->seq;
+    atomic_fetch_add_explicit(&s->server->stats.delivered, 1, memory_order_relaxed);
+    return 0;
+}
+
+static int client_send(rt_client_t *client, rt_event_t *ev, rt_subscription_t *sub, size_t channel_index)
+{
+    sse_t *s = client->data;
+    if (s->conn->closing || s->conn->close_after_flush)
+        return 0;
+    int r = send_event(s, ev);
+    if (r == RT_E2BIG) {
+        atomic_fetch_add_explicit(&s->server->stats.slow_disconnects, 1, memory_order_relaxed);
+        RT_LOG_INFO("slow consumer (%zu bytes queued), closing", s->conn->queued_bytes);
+    } else if (r != 0) {
+        atomic_fetch_add_explicit(&s->server->stats.send_failures, 1, memory_order_relaxed);
+    }
+    return r; /* non-zero: the broadcaster drops the client and calls client_close */
+}
+
+static void client_close(rt_client_t *client, int reason)
+{
+    sse_t *s = client->data;
+    s->detached = true;
+    rt_conn_close(s->conn);
+}
+
+static const rt_client_ops_t client_ops = {.send = client_send, .close = client_close};
+
+static ssize_t sse_on_data(rt_conn_t *c, const char *buf, size_t len)
+{
+    return (ssize_t)len; /* the client has nothing to say on an event stream */
+}
+
+static void sse_on_tick(rt_conn_t *c, int64_t now_ms)
+{
+    sse_t *s = c->proto;
+    if (now_ms < s->next_ping_ms)
+        return;
+    s->next_ping_ms = now_ms + (int64_t)(s->server->config->heartbeat_s * 1000);
+    /* A full queue means the stream is not idle: no ping needed, and the next event decides about slowness. */
+    if (c->out_count == 0)
+        (void)rt_conn_send(c, ping_bytes, false);
+}
+
+static void sse_on_shutdown(rt_conn_t *c)
+{
+    rt_conn_close_after_flush(c);
+}
+
+static void sse_on_close(rt_conn_t *c)
+{
+    sse_t *s = c->proto;
+    if (!s->detached)
+        rt_broadcaster_remove_client(s->broadcaster, &s->client);
+    if (s->subscribed)
+        atomic_fetch_sub_explicit(&s->server->stats.subscriptions, 1, memory_order_relaxed);
+    free(s);
+}
+
+static const rt_conn_handler_t sse_handler = {
+    .on_data = sse_on_data,
+    .on_tick = sse_on_tick,
+    .on_shutdown = sse_on_shutdown,
+    .on_close = sse_on_close,
+};
+
+/* Sends the replay; when it does not fit in the client's queue, what is left becomes a reset. */
+static void send_replay(sse_t *s, rt_event_list_t *replay, uint64_t upto)
+{
+    for (size_t i = 0; i < replay->count; i++) {
+        if (send_event(s, replay->events[i]) != 0) {
+            RT_LOG_DEBUG("replay of %zu events over the queue limit: reset", replay->count - i);
+            rt_conn_send_copy(s->conn, RESET_BLOCK, sizeof(RESET_BLOCK) - 1);
+            break;
+        }
+        atomic_fetch_add_explicit(&s->server->stats.replayed, 1, memory_order_relaxed);
+    }
+    s->watermark = upto;
+}
+
+static void refuse(rt_conn_t *c, rt_native_sub_t *sub, const rt_native_error_t *err)
+{
+    rt_http_respond_error(c, rt_native_error_status(err), err->code, "%s", err->message);
+    rt_native_sub_dispose(sub);
+}
+
+void rt_sse_accept(rt_conn_t *c, rt_http_request_t *req)
+{
+    rt_server_t *server = rt_conn_server(c);
+    const rt_config_t *cfg = server->config;
+    rt_native_sub_t sub;
+    rt_native_error_t err;
+    bool admin;
+    if (rt_native_sub_from_query(req->query, &sub, &err) != 0) {
+        rt_http_respond_error(c, rt_native_error_status(&err), err.code, "%s", err.message);
+        return;
+    }
+    if (sub.n_channels == 0) {
+        rt_http_respond_error(c, 400, "bad_request", "channels: required (e.g. /events?channels=incidents,system)");
+        rt_native_sub_dispose(&sub);
+        return;
+    }
+    if (rt_native_check_token(cfg, sub.token, &admin, &err) != 0 || rt_native_sub_check_access(&sub, cfg, admin, &err) != 0) {
+        refuse(c, &sub, &err);
+        return;
+    }
+    /* The browser's reconnect carries the newest id it saw; it beats the one in the (unchanged) URL. */
+    const char *hdr = rt_http_header(req, "last-event-id");
+    if (hdr != NULL && hdr[0] != '\0' && strlen(hdr) <= RT_EVENT_ID_MAX) {
+        free(sub.last_event_id);
+        sub.last_event_id = rt_strdup(hdr);
+    }
+
+    sse_t *s = rt_mem_calloc(1, sizeof(*s));
+    s->client = (rt_client_t){.ops = &client_ops, .data = s};
+    s->conn = c;
+    s->server = server;
+    s->broadcaster = rt__worker_broadcaster(c->worker);
+    rt_subscription_t *subscription;
+    rt_event_list_t replay;
+    uint64_t upto;
+    int r = rt_native_sub_attach(&sub, s->broadcaster, server->history, &s->client, &subscription, &replay, &upto);
+    rt_native_sub_dispose(&sub);
+    if (r == RT_EINVAL) {
+        free(s);
+        rt_http_respond_error(c, 503, "unavailable", "server is shutting down");
+        return;
+    }
+    s->subscribed = true;
+    atomic_fetch_add_explicit(&server->stats.subscriptions, 1, memory_order_relaxed);
+
+    pthread_once(&ping_once, make_ping);
+    char head[256];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 200 OK\r\nServer: realtime\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                     "X-Accel-Buffering: no\r\nConnection: keep-alive\r\n\r\n");
+    n += (int)rt_sse_retry(head + n, RT_SSE_RETRY_MS);
+    rt_conn_send_copy(c, head, (size_t)n);
+    /* req points into the HTTP layer's state, which the switch frees: it is not used past here. */
+    rt_http_switch(c, &sse_handler, s);
+    rt_conn_set_kind(c, RT_CONN_SSE);
+    s->next_ping_ms = rt_conn_now(c) + (int64_t)(cfg->heartbeat_s * 1000);
+
+    if (r == RT_ERANGE) {
+        rt_conn_send_copy(c, RESET_BLOCK, sizeof(RESET_BLOCK) - 1);
+        s->watermark = upto;
+    } else {
+        send_replay(s, &replay, upto);
+    }
+    rt_event_list_free(&replay);
+}

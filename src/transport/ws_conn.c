@@ -1,0 +1,443 @@
+/*
+ * The WebSocket connection state machine. Input is parsed in place: a frame is handled once its header and
+ * whole payload are in the buffer the connection layer hands us (it keeps leftovers, bounded by
+ * max_message_bytes plus slack), unmasked there, and an unfragmented text message goes to the protocol without
+ * a copy. Only fragmented messages are copied, into one per-connection buffer.
+ *
+ * Closing: rt_ws_close sends our close frame and waits up to CLOSE_TIMEOUT_MS for the peer's; failing the
+ * connection (protocol errors, slow consumers) sends the close frame and closes once it is written, without
+ * waiting. Either way on_tick drops the connection when the deadline passes, so a peer that stops reading
+ * cannot hold it open.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+#include "realtime/error.h"
+#include "server/server.h"
+#include "transport/ws_codec.h"
+#include "transport/ws_conn.h"
+#include "transport/ws_handshake.h"
+#include "util/mem.h"
+
+#define LOG_PREFIX "ws"
+#include "util/log.h"
+
+/* RFC 6455 section 7.1.1 leaves the wait for the peer's close frame to us; browsers answer within milliseconds. */
+#define CLOSE_TIMEOUT_MS 2000
+/* A fragment buffer bigger than this is released once its message is handled, so idle connections stay small. */
+#define FRAG_KEEP_BYTES 4096
+
+struct st_rt_ws_t {
+    rt_conn_t *conn;
+    rt_server_t *server;
+    const rt_ws_protocol_t *proto;
+    void *state;
+    rt_ws_msg_t msg;
+    rt_buf_t frag;             /* the fragments of the open message so far */
+    int64_t next_ping_ms;
+    int64_t pong_deadline_ms;  /* 0: no ping outstanding */
+    int64_t close_deadline_ms; /* valid once close_sent */
+    int64_t next_tick_ms;      /* the protocol's once-a-second tick */
+    bool in_frame;             /* rt_ws_msg_frame_begin ran for the frame at the head of the input */
+    bool opened;               /* on_open returned a state: on_close is owed */
+    bool close_sent, close_received;
+};
+
+static rt_bytes_t *ping_frame;
+static pthread_once_t ping_once = PTHREAD_ONCE_INIT;
+
+static void make_ping_frame(void)
+{
+    static const uint8_t ping[2] = {0x80 | RT_WS_OP_PING, 0};
+    ping_frame = rt_bytes_new(ping, sizeof(ping)); /* shared by every connection for the life of the process */
+}
+
+static const rt_config_t *ws_config(const rt_ws_t *ws)
+{
+    return ws->server->config;
+}
+
+static bool ws_ending(const rt_ws_t *ws)
+{
+    return ws->close_sent || ws->conn->closing || ws->conn->close_after_flush;
+}
+
+static void send_close_frame(rt_ws_t *ws, uint16_t code, const char *reason)
+{
+    uint8_t frame[2 + RT_WS_MAX_CONTROL_PAYLOAD];
+    size_t n = rt_ws_close_frame(frame, code, reason, reason != NULL ? strlen(reason) : 0);
+    rt_conn_send_copy(ws->conn, frame, n);
+    ws->close_sent = true;
+    ws->close_deadline_ms = rt_conn_now(ws->conn) + CLOSE_TIMEOUT_MS;
+}
+
+/* Fails the connection (RFC 6455 section 7.1.7): our close frame if not sent yet, then close once it is written. */
+static void ws_fail(rt_ws_t *ws, uint16_t code, const char *reason)
+{
+    rt_conn_t *c = ws->conn;
+    if (c->closing)
+        return;
+    if (!ws->close_sent) {
+        RT_LOG_DEBUG("%s: closing %u (%s)", c->peer, code, reason != NULL ? reason : "");
+        send_close_frame(ws, code, reason);
+    }
+    rt_conn_close_after_flush(c);
+}
+
+static void slow_consumer(rt_ws_t *ws)
+{
+    atomic_fetch_add_explicit(&ws->server->stats.slow_disconnects, 1, memory_order_relaxed);
+    RT_LOG_INFO("%s: slow consumer (%zu bytes queued), closing", ws->conn->peer, ws->conn->queued_bytes);
+    /* The close frame goes out with force, behind what is queued; the close deadline bounds the wait. */
+    ws_fail(ws, RT_WS_CLOSE_POLICY, "slow consumer");
+}
+
+/*
+ * Replies the protocol owes the peer (pongs, answers to requests) go out whatever the queue limit, but a peer
+ * that keeps asking without reading would grow the queue without bound: once the queue is over the limit, the
+ * next reply disconnects it as a slow consumer instead.
+ */
+static void send_reply(rt_ws_t *ws, rt_bytes_t *b)
+{
+    if (ws_ending(ws))
+        return;
+    if (ws->conn->queued_bytes > ws_config(ws)->client_queue_bytes) {
+        slow_consumer(ws);
+        return;
+    }
+    rt_conn_send(ws->conn, b, true);
+}
+
+rt_bytes_t *rt_ws_build_text_frame(const char *p, size_t len)
+{
+    size_t h = rt_ws_frame_header_size(len);
+    rt_bytes_t *b = rt_bytes_new(NULL, h + len);
+    rt_ws_frame_header((uint8_t *)b->data, RT_WS_OP_TEXT, 1, len);
+    memcpy(b->data + h, p, len);
+    return b;
+}
+
+void rt_ws_send_text(rt_ws_t *ws, const char *p, size_t len)
+{
+    if (ws_ending(ws))
+        return;
+    rt_bytes_t *b = rt_ws_build_text_frame(p, len);
+    send_reply(ws, b);
+    rt_bytes_unref(b);
+}
+
+int rt_ws_try_send_frame(rt_ws_t *ws, rt_bytes_t *frame)
+{
+    if (ws_ending(ws))
+        return RT_ECLOSED;
+    return rt_conn_send(ws->conn, frame, false);
+}
+
+int rt_ws_send_frame(rt_ws_t *ws, rt_bytes_t *frame)
+{
+    int r = rt_ws_try_send_frame(ws, frame);
+    if (r == RT_E2BIG)
+        slow_consumer(ws);
+    return r;
+}
+
+void rt_ws_close(rt_ws_t *ws, uint16_t code, const char *reason)
+{
+    if (ws->close_sent || ws->conn->closing)
+        return;
+    RT_LOG_DEBUG("%s: closing %u (%s)", ws->conn->peer, code, reason != NULL ? reason : "");
+    send_close_frame(ws, code, reason);
+}
+
+bool rt_ws_is_closing(const rt_ws_t *ws)
+{
+    return ws_ending(ws);
+}
+
+rt_conn_t *rt_ws_conn(rt_ws_t *ws)
+{
+    return ws->conn;
+}
+
+void *rt_ws_state(rt_ws_t *ws)
+{
+    return ws->state;
+}
+
+static void deliver_message(rt_ws_t *ws, const char *p, size_t len)
+{
+    if (ws->close_sent)
+        return; /* after our close frame, data from the peer is read only to find its close frame */
+    int code = ws->proto->on_message(ws, ws->state, p, len);
+    if (code != 0)
+        rt_ws_close(ws, (uint16_t)code, NULL);
+}
+
+/* A control frame, payload unmasked. Returns 0, or -1 when the connection is ending (the rest of the input is moot). */
+static int on_control(rt_ws_t *ws, int op, const uint8_t *payload, size_t len)
+{
+    switch (op) {
+    case RT_WS_OP_PING:
+        if (!ws_ending(ws)) {
+            rt_bytes_t *pong = rt_bytes_new(NULL, 2 + len);
+            rt_ws_frame_header((uint8_t *)pong->data, RT_WS_OP_PONG, 1, len);
+            memcpy(pong->data + 2, payload, len);
+            send_reply(ws, pong);
+            rt_bytes_unref(pong);
+        }
+        return 0;
+    case RT_WS_OP_PONG:
+        ws->pong_deadline_ms = 0;
+        return 0;
+    default: { /* RT_WS_OP_CLOSE */
+        rt_ws_close_t cl;
+        if (rt_ws_parse_close(payload, len, &cl) != 0) {
+            ws_fail(ws, cl.error_code, cl.error);
+            return -1;
+        }
+        ws->close_received = true;
+        if (!ws->close_sent) /* echo the peer's code; a close without one is answered without one */
+            send_close_frame(ws, cl.code == RT_WS_CLOSE_NO_STATUS ? 0 : cl.code, NULL);
+        rt_conn_close_after_flush(ws->conn);
+        return -1;
+    }
+    }
+}
+
+/* The payload of a data frame: delivered in place when it is a whole message, else appended to the fragments. */
+static int on_data_frame(rt_ws_t *ws, int op, const uint8_t *payload, size_t len)
+{
+    if (op == RT_WS_OP_TEXT && ws->frag.len == 0) {
+        deliver_message(ws, (const char *)payload, len);
+        return 0;
+    }
+    size_t limit = ws_config(ws)->max_message_bytes != 0 ? ws_config(ws)->max_message_bytes : SIZE_MAX;
+    if (len != 0) {
+        if (rt_buf_try_reserve(&ws->frag, len, limit) != 0) {
+            ws_fail(ws, RT_WS_CLOSE_TOO_BIG, "message too big");
+            return -1;
+        }
+        rt_buf_append(&ws->frag, payload, len);
+    }
+    if (op == RT_WS_OP_TEXT) {
+        deliver_message(ws, ws->frag.base, ws->frag.len);
+        ws->frag.len = 0;
+        if (ws->frag.cap > FRAG_KEEP_BYTES)
+            rt_buf_free(&ws->frag);
+    }
+    return 0;
+}
+
+/*
+ * Handles the frame at p[0..len). Returns the bytes it took (header and payload), 0 when the frame is not
+ * complete yet (its header is parsed again when more bytes arrive), or -1 when the connection is ending.
+ */
+static ssize_t handle_frame(rt_ws_t *ws, uint8_t *p, size_t len)
+{
+    rt_ws_frame_t f = {.require_mask = 1};
+    int h = rt_ws_parse_frame(p, len, &f);
+    if (h == -2)
+        return 0;
+    if (h < 0) {
+        ws_fail(ws, f.close_code, f.error);
+        return -1;
+    }
+    if (!ws->in_frame) {
+        /* Decided from the header alone, so an oversized frame is refused before its payload is buffered. */
+        if (rt_ws_msg_frame_begin(&ws->msg, &f) != 0) {
+            ws_fail(ws, ws->msg.close_code, ws->msg.error);
+            return -1;
+        }
+        if (f.opcode == RT_WS_OP_BINARY) {
+            ws_fail(ws, RT_WS_CLOSE_UNSUPPORTED, "binary messages are not supported");
+            return -1;
+        }
+        ws->in_frame = true;
+    }
+    if (len - (size_t)h < f.payload_len)
+        return 0;
+    ws->in_frame = false;
+    uint8_t *payload = p + h;
+    size_t plen = (size_t)f.payload_len;
+    rt_ws_unmask(payload, plen, f.mask, 0);
+    if (rt_ws_msg_frame_data(&ws->msg, payload, plen) != 0) {
+        ws_fail(ws, ws->msg.close_code, ws->msg.error);
+        return -1;
+    }
+    int op = rt_ws_msg_frame_end(&ws->msg);
+    if (op < 0) {
+        ws_fail(ws, ws->msg.close_code, ws->msg.error);
+        return -1;
+    }
+    int r = (op & 0x8) ? on_control(ws, op, payload, plen) : on_data_frame(ws, op, payload, plen);
+    return r < 0 ? -1 : (ssize_t)((size_t)h + plen);
+}
+
+static ssize_t ws_on_data(rt_conn_t *c, const char *buf, size_t len)
+{
+    rt_ws_t *ws = c->proto;
+    if (ws->close_received)
+        return (ssize_t)len;
+    /* The connection layer's input (its read buffer or leftovers) is writable: frames are unmasked in place. */
+    uint8_t *p = (uint8_t *)(uintptr_t)buf;
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = handle_frame(ws, p + off, len - off);
+        if (n < 0 || c->closing || c->close_after_flush)
+            return -1;
+        if (n == 0)
+            break;
+        off += (size_t)n;
+    }
+    return (ssize_t)off;
+}
+
+static void ws_on_tick(rt_conn_t *c, int64_t now)
+{
+    rt_ws_t *ws = c->proto;
+    if (ws->close_sent || c->close_after_flush) {
+        if (!ws->close_sent || now >= ws->close_deadline_ms)
+            rt_conn_close(c);
+        return;
+    }
+    const rt_config_t *cfg = ws_config(ws);
+    if (ws->proto->ping_frames && cfg->heartbeat_s > 0) {
+        if (ws->pong_deadline_ms != 0 && now >= ws->pong_deadline_ms) {
+            rt_ws_close(ws, RT_WS_CLOSE_POLICY, "pong timeout");
+            return;
+        }
+        if (now >= ws->next_ping_ms) {
+            pthread_once(&ping_once, make_ping_frame);
+            send_reply(ws, ping_frame);
+            if (ws->pong_deadline_ms == 0)
+                ws->pong_deadline_ms = now + (int64_t)(cfg->pong_timeout_s * 1000);
+            ws->next_ping_ms = now + (int64_t)(cfg->heartbeat_s * 1000);
+        }
+    }
+    if (ws->opened && ws->proto->on_tick != NULL && now >= ws->next_tick_ms && !ws_ending(ws)) {
+        ws->next_tick_ms = now + 1000;
+        ws->proto->on_tick(ws, ws->state, now);
+    }
+}
+
+static void ws_on_shutdown(rt_conn_t *c)
+{
+    rt_ws_t *ws = c->proto;
+    if (ws_ending(ws))
+        return;
+    if (ws->opened && ws->proto->on_shutdown != NULL)
+        ws->proto->on_shutdown(ws, ws->state);
+    else
+        rt_ws_close(ws, RT_WS_CLOSE_GOING_AWAY, "server shutting down");
+}
+
+static void ws_on_eof(rt_conn_t *c)
+{
+    rt_ws_t *ws = c->proto;
+    if (ws->close_sent)
+        rt_conn_close_after_flush(c); /* our close frame may still be queued */
+    else
+        rt_conn_close(c);
+}
+
+static void ws_on_close(rt_conn_t *c)
+{
+    rt_ws_t *ws = c->proto;
+    if (ws->opened && ws->proto->on_close != NULL)
+        ws->proto->on_close(ws, ws->state);
+    rt_buf_free(&ws->frag);
+    free(ws);
+}
+
+static const rt_conn_handler_t ws_handler = {
+    .on_data = ws_on_data,
+    .on_tick = ws_on_tick,
+    .on_shutdown = ws_on_shutdown,
+    .on_close = ws_on_close,
+    .on_eof = ws_on_eof,
+};
+
+/*
+ * The value of header `name`; several occurrences are joined with ", " into buf (cut at its size), as the
+ * handshake expects. Returns NULL when absent.
+ */
+static const char *joined_header(const rt_http_request_t *req, const char *name, char *buf, size_t size, size_t *len)
+{
+    const rt_http_header_t *first = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < req->n_headers; i++) {
+        if (strcmp(req->headers[i].name, name) != 0)
+            continue;
+        const rt_http_header_t *h = &req->headers[i];
+        if (first == NULL) {
+            first = h;
+            *len = h->value_len;
+            continue;
+        }
+        if (n == 0)
+            n = (size_t)snprintf(buf, size, "%.*s", (int)first->value_len, first->value);
+        if (n < size)
+            n += (size_t)snprintf(buf + n, size - n, ", %.*s", (int)h->value_len, h->value);
+    }
+    if (first == NULL)
+        return NULL;
+    if (n == 0)
+        return first->value;
+    *len = n < size ? n : size - 1;
+    return buf;
+}
+
+static void refuse(rt_conn_t *c, const rt_ws_handshake_t *hs)
+{
+    json_t *body = json_pack("{s:{s:s,s:s}}", "error", "code", "bad_request", "message", hs->error);
+    char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    const char *t = text != NULL ? text : "{\"error\":{\"code\":\"bad_request\",\"message\":\"bad WebSocket handshake\"}}";
+    rt_http_respond(c, hs->status, "application/json", t, strlen(t), hs->headers);
+    free(text);
+}
+
+int rt_ws_accept(rt_conn_t *c, const rt_http_request_t *req, const rt_ws_protocol_t *p)
+{
+    char conn_buf[256], up_buf[256], proto_buf[512];
+    rt_ws_handshake_req_t hr = {.method = req->method, .method_len = strlen(req->method), .http_major = 1,
+                                .http_minor = (uint8_t)req->http_minor};
+    hr.upgrade = joined_header(req, "upgrade", up_buf, sizeof(up_buf), &hr.upgrade_len);
+    hr.connection = joined_header(req, "connection", conn_buf, sizeof(conn_buf), &hr.connection_len);
+    hr.protocol = joined_header(req, "sec-websocket-protocol", proto_buf, sizeof(proto_buf), &hr.protocol_len);
+    hr.version = rt_http_header(req, "sec-websocket-version");
+    hr.version_len = hr.version != NULL ? strlen(hr.version) : 0;
+    hr.key = rt_http_header(req, "sec-websocket-key");
+    hr.key_len = hr.key != NULL ? strlen(hr.key) : 0;
+    rt_ws_handshake_t hs;
+    if (rt_ws_handshake_check(&hr, &hs) != 101) {
+        refuse(c, &hs);
+        return -1;
+    }
+    char head[256];
+    int n = rt_ws_handshake_response(head, sizeof(head), &hs, NULL, NULL);
+    if (n < 0) {
+        rt_http_respond_error(c, 500, "internal", "handshake response too long");
+        return -1;
+    }
+    rt_conn_send_copy(c, head, (size_t)n);
+
+    rt_ws_t *ws = rt_mem_calloc(1, sizeof(*ws));
+    ws->conn = c;
+    ws->server = rt_conn_server(c);
+    ws->proto = p;
+    rt_ws_msg_init(&ws->msg, ws_config(ws)->max_message_bytes);
+    int64_t now = rt_conn_now(c);
+    ws->next_ping_ms = now + (int64_t)(ws_config(ws)->heartbeat_s * 1000);
+    ws->next_tick_ms = now + 1000;
+    /* req lives in the HTTP layer's state, which the switch frees: the protocol sees it before. */
+    ws->state = p->on_open(ws, req);
+    ws->opened = ws->state != NULL;
+    rt_http_switch(c, &ws_handler, ws);
+    rt_conn_set_kind(c, p->kind);
+    if (!ws->opened)
+        rt_ws_close(ws, RT_WS_CLOSE_INTERNAL, "internal error");
+    return 0;
+}

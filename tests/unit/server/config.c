@@ -1,0 +1,516 @@
+/* Server configuration: defaults, file < env < flag precedence, every value error message, listen parsing, dump. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "server/config.h"
+#include "util/log.h"
+
+extern char **environ;
+
+#define LOAD(cfg, err, ...) load_args(cfg, err, (char *[]){__VA_ARGS__, NULL})
+
+static char errbuf[512];
+
+static int load_args(rt_config_t *cfg, char *err, char **argv)
+{
+    int argc = 0;
+    while (argv[argc] != NULL)
+        argc++;
+    err[0] = '\0';
+    return rt_config_load(cfg, argc, argv, err, sizeof(errbuf));
+}
+
+/* Every test starts from an environment without REALTIME_* variables, whatever the shell had. */
+static int clear_env(void **state)
+{
+    char *names[256];
+    size_t n = 0;
+    for (char **e = environ; *e != NULL && n < 256; e++)
+        if (strncmp(*e, "REALTIME_", 9) == 0)
+            names[n++] = strndup(*e, strcspn(*e, "="));
+    for (size_t i = 0; i < n; i++) {
+        unsetenv(names[i]);
+        free(names[i]);
+    }
+    return 0;
+}
+
+static char *write_file(const char *text)
+{
+    char *path = strdup("/tmp/rt-config-test-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+static void test_defaults(void **state)
+{
+    rt_config_t c;
+    rt_config_defaults(&c);
+    assert_int_equal(LOAD(&c, errbuf, NULL), 0);
+    assert_int_equal(rt_config_finish(&c, errbuf, sizeof(errbuf)), 0);
+    assert_string_equal(c.listen, "127.0.0.1:8080");
+    assert_string_equal(c.host, "127.0.0.1");
+    assert_int_equal(c.port, 8080);
+    assert_true(c.loopback);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    assert_int_equal(c.workers, ncpu < 1 ? 1 : ncpu > 256 ? 256 : ncpu);
+    assert_int_equal(c.mode, RT_MODE_HYBRID);
+    assert_true(c.heartbeat_s == 25 && c.pong_timeout_s == 10 && c.history_ttl_s == 3600);
+    assert_int_equal(c.history_size, 10000);
+    assert_int_equal(c.max_event_bytes, 65536);
+    assert_int_equal(c.max_body_bytes, 1048576);
+    assert_int_equal(c.max_batch, 1000);
+    assert_int_equal(c.max_message_bytes, 65536);
+    assert_int_equal(c.client_queue_bytes, 1048576);
+    assert_int_equal(c.max_header_bytes, 16384);
+    assert_true(c.header_timeout_s == 10 && c.idle_timeout_s == 60 && c.shutdown_timeout_s == 10);
+    assert_null(c.api_keys);
+    assert_int_equal(c.n_api_keys, 0);
+    assert_null(c.token_secret);
+    assert_true(c.allow_anonymous);
+    assert_false(c.allow_anonymous_set);
+    assert_false(c.client_publish);
+    assert_true(c.centrifuge_ping_s == 25 && c.centrifuge_pong_s == 8);
+    assert_true(c.presence);
+    assert_string_equal(c.broker, "memory");
+    assert_string_equal(c.redis_url, "redis://127.0.0.1:6379");
+    assert_string_equal(c.log_level, "info");
+    rt_config_free(&c);
+}
+
+static void test_precedence(void **state)
+{
+    char *path = write_file("{\"workers\": 2, \"heartbeat\": 5, \"mode\": \"websocket\"}");
+    char cfgflag[64];
+    snprintf(cfgflag, sizeof(cfgflag), "--config=%s", path);
+    rt_config_t c;
+
+    /* file only: file beats defaults */
+    rt_config_defaults(&c);
+    assert_int_equal(LOAD(&c, errbuf, "--config", path), 0);
+    assert_int_equal(c.workers, 2);
+    assert_true(c.heartbeat_s == 5);
+    assert_int_equal(c.mode, RT_MODE_WEBSOCKET);
+    rt_config_free(&c);
+
+    /* env beats file */
+    setenv("REALTIME_WORKERS", "3", 1);
+    rt_config_defaults(&c);
+    assert_int_equal(LOAD(&c, errbuf, cfgflag), 0);
+    assert_int_equal(c.workers, 3);
+    assert_true(c.heartbeat_s == 5);
+    rt_config_free(&c);
+
+    /* flag beats env, in either position relative to --config */
+    rt_config_defaults(&c);
+    assert_int_equal(LOAD(&c, errbuf, "--workers", "4", "--config", path), 0);
+    assert_int_equal(c.workers, 4);
+    assert_int_equal(c.mode, RT_MODE_WEBSOCKET);
+    rt_config_free(&c);
+
+    /* REALTIME_CONFIG names the file when --config is absent; --config wins over it */
+    unsetenv("REALTIME_WORKERS");
+    setenv("REALTIME_CONFIG", path, 1);
+    rt_config_defaults(&c);
+    assert_int_equal(LOAD(&c, errbuf, NULL), 0);
+    assert_int_equal(c.workers, 2);
+    rt_config_free(&c);
+    rt_config_defaults(&c);
+    assert_int_equal(LOAD(&c, errbuf, "--config", "/nonexistent/rt.json"), -1);
+    assert_non_null(strstr(errbuf, "/nonexistent/rt.json: "));
+    rt_config_free(&c);
+    unsetenv("REALTIME_CONFIG");
+
+    /* an empty variable counts as unset */
+    setenv("REALTIME_WORKERS", "", 1);
+    rt_config_defaults(&c);
+    assert_int_equal(LOAD(&c, errbuf, "--config", path), 0);
+    assert_int_equal(c.workers, 2);
+    rt_config_free(&c);
+    unsetenv("REALTIME_WORKERS");
+
+    unlink(path);
+    free(path);
+}
+
+static void test_flag_forms(void **state)
+{
+    rt_config_t c;
+    rt_config_defaults(&c);
+    assert_int_equal(LOAD(&c, errbuf, "--max-event-bytes", "1000", "--max_body_bytes=2M", "--client-publish", "--presence", "off",
+                          "--allow-anonymous=no", "--heartbeat", "500ms", "--history-ttl=2h", "--pong-timeout", "1.5", "--listen",
+                          "0.0.0.0:1", "--listen", "127.0.0.1:9"),
+                     0);
+    assert_int_equal(c.max_event_bytes, 1000);
+    assert_int_equal(c.max_body_bytes, 2 * 1024 * 1024);
+    assert_true(c.client_publish);
+    assert_false(c.presence);
+    assert_false(c.allow_anonymous);
+    assert_true(c.allow_anonymous_set);
+    assert_true(c.heartbeat_s == 0.5);
+    assert_true(c.history_ttl_s == 7200);
+    assert_true(c.pong_timeout_s == 1.5);
+    assert_string_equal(c.listen, "127.0.0.1:9"); /* the last one wins */
+    assert_int_equal(rt_config_finish(&c, errbuf, sizeof(errbuf)), 0);
+    assert_false(c.allow_anonymous); /* explicit setting survives finish on loopback */
+    rt_config_free(&c);
+
+    /* a bare bool flag followed by another flag */
+    rt_config_defaults(&c);
+    assert_int_equal(LOAD(&c, errbuf, "--client-publish", "--workers", "7", "--max-event-bytes=64k"), 0);
+    assert_true(c.client_publish);
+    assert_int_equal(c.workers, 7);
+    assert_int_equal(c.max_event_bytes, 65536);
+    assert_int_equal(rt_config_finish(&c, errbuf, sizeof(errbuf)), 0);
+    assert_int_equal(c.workers, 7);
+    rt_config_free(&c);
+}
+
+static void test_api_keys(void **state)
+{
+    rt_config_t c;
+    setenv("REALTIME_API_KEYS", "a,b", 1);
+    rt_config_defaults(&c);
+    assert_int_equal(LOAD(&c, errbuf, NULL), 0);
+    assert_int_equal(c.n_api_keys, 2);
+    assert_string_equal(c.api_keys[0], "a");
+    assert_string_equal(c.api_keys[1], "b");
+    assert_null(c.api_keys[2]);
+    /* the flag replaces the env list entirely; spaces around items are dropped */
+    assert_int_equal(LOAD(&c, errbuf, "--api-keys", " k1 , k2,k3 "), 0);
+    assert_int_equal(c.n_api_keys, 3);
+    assert_string_equal(c.api_keys[0], "k1");
+    assert_string_equal(c.api_keys[2], "k3");
+    assert_null(c.api_keys[3]);
+    assert_int_equal(LOAD(&c, errbuf, "--api-keys", "a,,b"), -2);
+    assert_string_equal(errbuf, "--api-keys: must be a list of non-empty keys without spaces (comma-separated in flags and env)");
+    assert_int_equal(LOAD(&c, errbuf, "--api-keys", "a b"), -2);
+    assert_int_equal(c.n_api_keys, 2); /* the env list, re-applied; the failed flag changed nothing */
+    assert_string_equal(c.api_keys[1], "b");
+    rt_config_free(&c);
+    unsetenv("REALTIME_API_KEYS");
+
+    char *path = write_file("{\"api_keys\": [\"x\", \"y\"]}");
+    rt_config_defaults(&c);
+    assert_int_equal(LOAD(&c, errbuf, "--config", path), 0);
+    assert_int_equal(c.n_api_keys, 2);
+    assert_string_equal(c.api_keys[1], "y");
+    rt_config_free(&c);
+    unlink(path);
+    free(path);
+    path = write_file("{\"api_keys\": [\"x\", 3]}");
+    rt_config_defaults(&c);
+    assert_int_equal(LOAD(&c, errbuf, "--config", path), -1);
+    assert_non_null(strstr(errbuf, ": api_keys: must be a list of non-empty keys"));
+    rt_config_free(&c);
+    unlink(path);
+    free(path);
+}
+
+struct flag_case {
+    const char *flag, *value, *message;
+};
+
+static void test_flag_errors(void **state)
+{
+    static const struct flag_case cases[] = {
+        {"--workers", "abc", "--workers: must be an integer between 1 and 256"},
+        {"--workers", "0", "--workers: must be an integer between 1 and 256"},
+        {"--workers", "257", "--workers: must be an integer between 1 and 256"},
+        {"--workers", "1.5", "--workers: must be an integer between 1 and 256"},
+        {"--workers", "-3", "--workers: must be an integer between 1 and 256"},
+        {"--history-size", "0", "--history-size: must be an integer between 1 and 100000000"},
+        {"--max-event-bytes", "10", "--max-event-bytes: must be a size in bytes between 256 and 67108864 (suffixes K, M, G allowed)"},
+        {"--max_event_bytes", "64X", "--max_event_bytes: must be a size in bytes between 256 and 67108864 (suffixes K, M, G allowed)"},
+        {"--heartbeat", "0", "--heartbeat: must be a duration in seconds between 0.01 and 86400 (suffixes ms, s, m, h allowed)"},
+        {"--heartbeat", "abc", "--heartbeat: must be a duration in seconds between 0.01 and 86400 (suffixes ms, s, m, h allowed)"},
+        {"--heartbeat", "nan", "--heartbeat: must be a duration in seconds between 0.01 and 86400 (suffixes ms, s, m, h allowed)"},
+        {"--presence", "maybe", "unexpected argument \"maybe\""},
+        {"--presence=maybe", NULL, "--presence: must be true or false"},
+        {"--mode", "fast", "--mode: must be one of hybrid, websocket, centrifuge"},
+        {"--broker", "kafka", "--broker: must be one of memory, redis"},
+        {"--log-level", "loud", "--log-level: must be one of error, warn, info, debug"},
+        {"--redis-url", "http://x", "--redis-url: must be a redis://host:port[/db] or unix:///path URL"},
+        {"--listen", "1.2.3.4", "--listen: must be host:port, e.g. 127.0.0.1:8080"},
+        {"--listen", "::1:8080", "--listen: IPv6 addresses need brackets, e.g. [::1]:8080"},
+        {"--listen", "127.0.0.1:65536", "--listen: port must be a number between 0 and 65535"},
+        {"--listen", "127.0.0.1:", "--listen: port must be a number between 0 and 65535"},
+        {"--listen", "127.0.0.1:80x", "--listen: port must be a number between 0 and 65535"},
+        {"--listen", "example.com:80", "--listen: host must be an IPv4 address, [IPv6 address] or localhost, not \"example.com\""},
+        {"--listen", "256.1.1.1:80", "--listen: host must be an IPv4 address, [IPv6 address] or localhost, not \"256.1.1.1\""},
+        {"--listen", "[::1]8080", "--listen: must be [IPv6 address]:port, e.g. [::1]:8080"},
+        {"--listen", "[zz::1]:80", "--listen: \"zz::1\" is not an IPv6 address"},
+        {"--wrokers", "3", "--wrokers: unknown option (did you mean --workers?)"},
+        {"--max-evnt-bytes", "3", "--max-evnt-bytes: unknown option (did you mean --max-event-bytes?)"},
+        {"--bogus-thing", "1", "--bogus-thing: unknown option"},
+        {"serve", NULL, "unexpected argument \"serve\""},
+        {"-w", "1", "unexpected argument \"-w\""},
+        {"--workers", NULL, "--workers: missing value"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        rt_config_t c;
+        rt_config_defaults(&c);
+        int ret = cases[i].value != NULL ? LOAD(&c, errbuf, (char *)cases[i].flag, (char *)cases[i].value)
+                                         : LOAD(&c, errbuf, (char *)cases[i].flag);
+        if (ret != -2 || strcmp(errbuf, cases[i].message) != 0)
+            fail_msg("%s %s: got %d \"%s\", want -2 \"%s\"", cases[i].flag, cases[i].value ? cases[i].value : "", ret, errbuf,
+                     cases[i].message);
+        rt_config_free(&c);
+    }
+    /* a value that starts with "--" is never taken as a value */
+    rt_config_t c;
+    rt_config_defaults(&c);
+    assert_int_equal(LOAD(&c, errbuf, "--listen", "--workers", "2"), -2);
+    assert_string_equal(errbuf, "--listen: missing value");
+    rt_config_free(&c);
+}
+
+static void test_env_errors(void **state)
+{
+    rt_config_t c;
+    setenv("REALTIME_WORKERS", "x", 1);
+    rt_config_defaults(&c);
+    assert_int_equal(LOAD(&c, errbuf, NULL), -1);
+    assert_string_equal(errbuf, "REALTIME_WORKERS: must be an integer between 1 and 256");
+    rt_config_free(&c);
+    unsetenv("REALTIME_WORKERS");
+    setenv("REALTIME_MAX_EVENT_BYTES", "100", 1);
+    rt_config_defaults(&c);
+    assert_int_equal(LOAD(&c, errbuf, NULL), -1);
+    assert_string_equal(errbuf, "REALTIME_MAX_EVENT_BYTES: must be a size in bytes between 256 and 67108864 (suffixes K, M, G allowed)");
+    /* the flag is applied after the env, but the env error stops loading first */
+    assert_int_equal(LOAD(&c, errbuf, "--max-event-bytes", "4096"), -1);
+    rt_config_free(&c);
+    setenv("REALTIME_MAX_EVENT_BYTES", "4K", 1);
+    setenv("REALTIME_CLIENT_PUBLISH", "yes", 1);
+    rt_config_defaults(&c);
+    assert_int_equal(LOAD(&c, errbuf, NULL), 0);
+    assert_int_equal(c.max_event_bytes, 4096);
+    assert_true(c.client_publish);
+    rt_config_free(&c);
+    unsetenv("REALTIME_MAX_EVENT_BYTES");
+    unsetenv("REALTIME_CLIENT_PUBLISH");
+}
+
+static void expect_file_error(const char *json, const char *suffix)
+{
+    char *path = write_file(json), want[512];
+    snprintf(want, sizeof(want), "%s: %s", path, suffix);
+    rt_config_t c;
+    rt_config_defaults(&c);
+    int ret = LOAD(&c, errbuf, "--config", path);
+    if (ret != -1 || strncmp(errbuf, want, strlen(want)) != 0)
+        fail_msg("%s: got %d \"%s\", want -1 \"%s...\"", json, ret, errbuf, want);
+    rt_config_free(&c);
+    unlink(path);
+    free(path);
+}
+
+static void test_file_errors(void **state)
+{
+    expect_file_error("{\"workers\": \"x\"}", "workers: must be an integer between 1 and 256");
+    expect_file_error("{\"workers\": 2.5}", "workers: must be an integer between 1 and 256");
+    expect_file_error("{\"workers\": -1}", "workers: must be an integer between 1 and 256");
+    expect_file_error("{\"workers\": 1e300}", "workers: must be an integer between 1 and 256");
+    expect_file_error("{\"presence\": 1}", "presence: must be true or false");
+    expect_file_error("{\"mode\": 3}", "mode: must be one of hybrid, websocket, centrifuge");
+    expect_file_error("{\"listen\": 8080}", "listen: must be a string");
+    expect_file_error("{\"heartbeat\": \"1d\"}", "heartbeat: must be a duration in seconds between 0.01 and 86400");
+    expect_file_error("{\"foo\": 1}", "unknown key \"foo\"");
+    expect_file_error("{\"heartbaet\": 1}", "unknown key \"heartbaet\" (did you mean \"heartbeat\"?)");
+    expect_file_error("{\"config\": \"other.json\"}", "\"config\" can only be given as --config or REALTIME_CONFIG");
+    expect_file_error("[1, 2]", "must hold a JSON object");
+    expect_file_error("{\n  \"workers\": 2,\n  \"mode\" \"hybrid\"\n}", "line 3, column ");
+    expect_file_error("{\"workers\": 2, \"workers\": 3}", "line 1, column ");
+    expect_file_error("", "line 1, column ");
+}
+
+static void test_file_values(void **state)
+{
+    char *path = write_file("{\"heartbeat\": \"500ms\", \"history_ttl\": 90.5, \"max_body_bytes\": \"2M\", \"token_secret\": \"s3\","
+                            " \"presence\": false, \"mode\": \"centrifuge\", \"allow-anonymous\": true, \"listen\": \"[::1]:9\","
+                            " \"broker\": \"redis\", \"redis_url\": \"redis://10.0.0.1:6380/2\", \"log_level\": \"debug\"}");
+    rt_config_t c;
+    rt_config_defaults(&c);
+    assert_int_equal(LOAD(&c, errbuf, "--config", path), 0);
+    assert_true(c.heartbeat_s == 0.5);
+    assert_true(c.history_ttl_s == 90.5);
+    assert_int_equal(c.max_body_bytes, 2 * 1024 * 1024);
+    assert_string_equal(c.token_secret, "s3");
+    assert_false(c.presence);
+    assert_int_equal(c.mode, RT_MODE_CENTRIFUGE);
+    assert_true(c.allow_anonymous && c.allow_anonymous_set);
+    assert_string_equal(c.broker, "redis");
+    assert_string_equal(c.redis_url, "redis://10.0.0.1:6380/2");
+    int saved = rt_log_level;
+    assert_int_equal(rt_config_finish(&c, errbuf, sizeof(errbuf)), 0);
+    assert_int_equal(rt_log_level, RT_LOG_DEBUG);
+    rt_log_level = saved;
+    assert_string_equal(c.host, "::1");
+    assert_int_equal(c.port, 9);
+    assert_true(c.loopback);
+    assert_true(c.allow_anonymous); /* explicit, despite the secret */
+    /* an empty secret from a flag means none */
+    assert_int_equal(LOAD(&c, errbuf, "--token-secret="), 0);
+    assert_null(c.token_secret);
+    rt_config_free(&c);
+    unlink(path);
+    free(path);
+}
+
+struct listen_case {
+    const char *listen, *host;
+    int port;
+    bool loopback;
+};
+
+static void test_listen(void **state)
+{
+    static const struct listen_case cases[] = {
+        {"127.0.0.1:8080", "127.0.0.1", 8080, true},
+        {"127.1.2.3:1", "127.1.2.3", 1, true},
+        {"0.0.0.0:80", "0.0.0.0", 80, false},
+        {"10.0.0.1:65535", "10.0.0.1", 65535, false},
+        {"128.0.0.1:80", "128.0.0.1", 80, false},
+        {":9000", "0.0.0.0", 9000, false},
+        {"localhost:8081", "127.0.0.1", 8081, true},
+        {"LocalHost:0", "127.0.0.1", 0, true},
+        {"[::1]:8080", "::1", 8080, true},
+        {"[::]:8080", "::", 8080, false},
+        {"[::ffff:127.0.0.1]:80", "::ffff:127.0.0.1", 80, true},
+        {"[2001:db8::1]:443", "2001:db8::1", 443, false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        rt_config_t c;
+        rt_config_defaults(&c);
+        assert_int_equal(LOAD(&c, errbuf, "--listen", (char *)cases[i].listen), 0);
+        if (rt_config_finish(&c, errbuf, sizeof(errbuf)) != 0)
+            fail_msg("%s: %s", cases[i].listen, errbuf);
+        assert_string_equal(c.host, cases[i].host);
+        assert_int_equal(c.port, cases[i].port);
+        if (c.loopback != cases[i].loopback)
+            fail_msg("%s: loopback %d", cases[i].listen, c.loopback);
+        /* anonymous by default exactly on loopback without a secret */
+        assert_int_equal(c.allow_anonymous, cases[i].loopback);
+        rt_config_free(&c);
+    }
+    /* finish also validates a listen set directly */
+    rt_config_t c;
+    rt_config_defaults(&c);
+    free(c.listen);
+    c.listen = strdup("nope");
+    assert_int_equal(rt_config_finish(&c, errbuf, sizeof(errbuf)), -1);
+    assert_string_equal(errbuf, "listen: must be host:port, e.g. 127.0.0.1:8080");
+    rt_config_free(&c);
+}
+
+static void test_finish_rules(void **state)
+{
+    rt_config_t c;
+    rt_config_defaults(&c);
+    assert_int_equal(LOAD(&c, errbuf, "--token-secret", "k"), 0);
+    assert_int_equal(rt_config_finish(&c, errbuf, sizeof(errbuf)), 0);
+    assert_false(c.allow_anonymous); /* loopback but a secret */
+    rt_config_free(&c);
+
+    rt_config_defaults(&c);
+    assert_int_equal(LOAD(&c, errbuf, "--max-body-bytes", "1000"), 0);
+    assert_int_equal(rt_config_finish(&c, errbuf, sizeof(errbuf)), -1);
+    assert_string_equal(errbuf, "max_body_bytes (1000) must be at least max_event_bytes (65536)");
+    rt_config_free(&c);
+
+    rt_config_defaults(&c);
+    assert_int_equal(LOAD(&c, errbuf, "--client-queue-bytes", "8K"), 0);
+    assert_int_equal(rt_config_finish(&c, errbuf, sizeof(errbuf)), -1);
+    assert_non_null(strstr(errbuf, "client_queue_bytes (8192) must be at least max_event_bytes (65536)"));
+    rt_config_free(&c);
+}
+
+static void test_dump_masks_secrets(void **state)
+{
+    rt_config_t c;
+    rt_config_defaults(&c);
+    assert_int_equal(LOAD(&c, errbuf, "--token-secret", "supersecret", "--api-keys", "key-one,key-two", "--mode", "websocket"), 0);
+    assert_int_equal(rt_config_finish(&c, errbuf, sizeof(errbuf)), 0);
+    char *text = rt_config_dump(&c);
+    assert_null(strstr(text, "supersecret"));
+    assert_null(strstr(text, "key-one"));
+    assert_null(strstr(text, "key-two"));
+    json_t *j = json_loads(text, 0, NULL);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "token_secret")), "***");
+    json_t *keys = json_object_get(j, "api_keys");
+    assert_int_equal(json_array_size(keys), 2);
+    assert_string_equal(json_string_value(json_array_get(keys, 0)), "***");
+    assert_string_equal(json_string_value(json_object_get(j, "listen")), "127.0.0.1:8080");
+    assert_string_equal(json_string_value(json_object_get(j, "mode")), "websocket");
+    assert_int_equal(json_integer_value(json_object_get(j, "port")), 8080);
+    assert_int_equal(json_integer_value(json_object_get(j, "workers")), c.workers);
+    assert_int_equal(json_integer_value(json_object_get(j, "max_event_bytes")), 65536);
+    assert_true(json_real_value(json_object_get(j, "heartbeat")) == 25);
+    assert_true(json_is_true(json_object_get(j, "loopback")));
+    assert_true(json_is_false(json_object_get(j, "allow_anonymous")));
+    assert_null(json_object_get(j, "config"));
+    json_decref(j);
+    free(text);
+    rt_config_free(&c);
+
+    rt_config_defaults(&c);
+    text = rt_config_dump(&c);
+    j = json_loads(text, 0, NULL);
+    assert_true(json_is_null(json_object_get(j, "token_secret")));
+    assert_int_equal(json_array_size(json_object_get(j, "api_keys")), 0);
+    json_decref(j);
+    free(text);
+    rt_config_free(&c);
+}
+
+static void test_usage(void **state)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    rt_config_usage(f);
+    fclose(f);
+    assert_non_null(strstr(text, "  --max-event-bytes BYTES  (REALTIME_MAX_EVENT_BYTES, default 65536)\n      largest accepted event"));
+    assert_non_null(strstr(text, "  --listen ADDR  (REALTIME_LISTEN, default 127.0.0.1:8080)\n"));
+    assert_non_null(strstr(text, "  --api-keys K1,K2  (REALTIME_API_KEYS, default none)\n"));
+    assert_non_null(strstr(text, "  --workers N  (REALTIME_WORKERS, default one per online CPU)\n"));
+    assert_non_null(strstr(text, "  --config FILE  (REALTIME_CONFIG, default none)\n"));
+    /* one entry per key: every line is either an entry or its indented help */
+    size_t entries = 0;
+    for (const char *p = text; (p = strstr(p, "\n  --")) != NULL; p++)
+        entries++;
+    assert_int_equal(entries + 1, 27); /* the first entry has no preceding newline */
+    free(text);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_defaults, clear_env),
+        cmocka_unit_test_setup(test_precedence, clear_env),
+        cmocka_unit_test_setup(test_flag_forms, clear_env),
+        cmocka_unit_test_setup(test_api_keys, clear_env),
+        cmocka_unit_test_setup(test_flag_errors, clear_env),
+        cmocka_unit_test_setup(test_env_errors, clear_env),
+        cmocka_unit_test_setup(test_file_errors, clear_env),
+        cmocka_unit_test_setup(test_file_values, clear_env),
+        cmocka_unit_test_setup(test_listen, clear_env),
+        cmocka_unit_test_setup(test_finish_rules, clear_env),
+        cmocka_unit_test_setup(test_dump_masks_secrets, clear_env),
+        cmocka_unit_test_setup(test_usage, clear_env),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
