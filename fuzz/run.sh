@@ -33,6 +33,15 @@ for t in "${targets[@]}"; do
   name=$(basename "$t" .c)
   srcs=$(sed -n 's|^/\* fuzz-sources: \(.*\) \*/$|\1|p' "$t" | head -1)
   [ -n "$srcs" ] || srcs=$(ls src/util/*.c src/core/*.c src/transport/*.c 2>/dev/null)
+  # ALL: every library source (not main.c) and llhttp, for parsers that sit on top of the server's pieces.
+  if [ "$srcs" = ALL ]; then
+    mkdir -p "$out/llhttp"
+    for f in /usr/share/llhttp/*.c; do  # not ours: built without -Werror
+      o="$out/llhttp/$(basename "$f" .c).o"
+      [ -f "$o" ] || "$cc" -g -O1 -fsanitize=fuzzer-no-link,address -w -I/usr/share/include/llhttp -c "$f" -o "$o" || fail=1
+    done
+    srcs="$(ls src/*/*.c | grep -v '^src/server/main.c$') $(ls "$out"/llhttp/*.o)"
+  fi
   echo "# fuzz $name: building"
   # shellcheck disable=SC2086
   if ! "$cc" "${flags[@]}" -o "$out/$name" "$t" $srcs "${libs[@]}"; then

@@ -171,12 +171,13 @@ static void evict_oldest(rt_history_t *h)
     h->count--;
 }
 
-/* Lazy TTL: called with the lock held by every operation that reads or grows the ring. */
-static void expire(rt_history_t *h)
+/* Lazy TTL: called with the lock held by every operation that reads or grows the ring. Returns the time. */
+static int64_t expire(rt_history_t *h)
 {
     int64_t now = h->clock(h->clock_ctx);
     while (h->count > 0 && now - slot_at(h, 0)->at > h->ttl_ms)
         evict_oldest(h);
+    return now;
 }
 
 int rt_history_append(rt_history_t *h, rt_event_t *ev, rt_event_t **existing, void (*on_accept)(rt_event_t *ev, void *ctx),
@@ -185,7 +186,7 @@ int rt_history_append(rt_history_t *h, rt_event_t *ev, rt_event_t **existing, vo
     uint64_t offsets[RT_EVENT_MAX_CHANNELS];
     assert(ev->json == NULL && ev->n_channels <= RT_EVENT_MAX_CHANNELS);
     pthread_mutex_lock(&h->mutex);
-    expire(h);
+    int64_t now = expire(h);
     rt_event_t *prev = rt_map_get(&h->ids, ev->id, ev->id_len);
     if (prev != NULL) {
         if (existing != NULL)
@@ -208,7 +209,7 @@ int rt_history_append(rt_history_t *h, rt_event_t *ev, rt_event_t **existing, vo
     if (h->count == h->size)
         evict_oldest(h);
     rt_event_accept(ev, ++h->last_seq, offsets);
-    *slot_at(h, h->count) = (struct slot){rt_event_ref(ev), h->clock(h->clock_ctx), 0};
+    *slot_at(h, h->count) = (struct slot){rt_event_ref(ev), now, 0};
     h->count++;
     rt_map_put(&h->ids, ev->id, ev->id_len, ev);
     if (on_accept != NULL)

@@ -22,12 +22,12 @@ typedef struct st_cfg_key_t {
     const char *name;
     enum key_type type;
     size_t offset;
-    double min, max;                               /* numeric types */
-    const char *const *choices;                    /* K_MODE (index = rt_mode_t), K_CHOICE; NULL-terminated */
+    double min, max;                                    /* numeric types */
+    const char *const *choices;                         /* K_MODE (index = rt_mode_t), K_CHOICE; NULL-terminated */
     const char *(*check)(const char *, char *, size_t); /* K_STRING: extra validation, returns NULL or a message */
-    const char *arg;                               /* placeholder in --help */
-    const char *def;                               /* the default as it would be written; NULL: none or derived */
-    const char *def_help;                          /* how to describe a derived default */
+    const char *arg;                                    /* placeholder in --help */
+    const char *def;                                    /* the default as it would be written; NULL: none or derived */
+    const char *def_help;                               /* how to describe a derived default */
     const char *help;
     size_t set_offset; /* K_BOOL: a bool recording an explicit setting, or 0 */
 } cfg_key_t;
@@ -627,7 +627,8 @@ static int parse_listen(const char *s, char *host, size_t hostlen, int *port, bo
 int rt_config_finish(rt_config_t *cfg, char *err, size_t errlen)
 {
     char msg[256];
-    if (cfg->listen == NULL || parse_listen(cfg->listen, cfg->host, sizeof(cfg->host), &cfg->port, &cfg->loopback, msg, sizeof(msg)) != 0) {
+    if (cfg->listen == NULL ||
+        parse_listen(cfg->listen, cfg->host, sizeof(cfg->host), &cfg->port, &cfg->loopback, msg, sizeof(msg)) != 0) {
         format(err, errlen, "listen: %s", cfg->listen == NULL ? "missing" : msg);
         return -1;
     }
@@ -638,11 +639,13 @@ int rt_config_finish(rt_config_t *cfg, char *err, size_t errlen)
     if (!cfg->allow_anonymous_set)
         cfg->allow_anonymous = cfg->loopback && cfg->token_secret == NULL;
     if (cfg->max_body_bytes < cfg->max_event_bytes) {
-        format(err, errlen, "max_body_bytes (%zu) must be at least max_event_bytes (%zu)", cfg->max_body_bytes, cfg->max_event_bytes);
+        format(err, errlen, "max_body_bytes (%zu) must be at least max_event_bytes (%zu)", cfg->max_body_bytes,
+               cfg->max_event_bytes);
         return -1;
     }
     if (cfg->client_queue_bytes < cfg->max_event_bytes) {
-        format(err, errlen, "client_queue_bytes (%zu) must be at least max_event_bytes (%zu): such an event could never be delivered",
+        format(err, errlen,
+               "client_queue_bytes (%zu) must be at least max_event_bytes (%zu): such an event could never be delivered",
                cfg->client_queue_bytes, cfg->max_event_bytes);
         return -1;
     }
@@ -707,7 +710,8 @@ void rt_config_usage(FILE *out)
             env[j] = (char)toupper((unsigned char)k->name[j]);
         }
         flag[j] = env[j] = '\0';
-        fprintf(out, "  --%s %s  (REALTIME_%s, default %s)\n      %s\n", flag, k->arg, env, k->def != NULL ? k->def : k->def_help, k->help);
+        fprintf(out, "  --%s %s  (REALTIME_%s, default %s)\n      %s\n", flag, k->arg, env, k->def != NULL ? k->def : k->def_help,
+                k->help);
     }
 }
 

@@ -337,7 +337,8 @@ static int http_post(const url_t *u, const char *api_key, const char *body, size
         return -1;
     rt_buf_t req = {0};
     bool v6 = strchr(u->host, ':') != NULL;
-    rt_buf_appendf(&req, "POST %s/api/events HTTP/1.1\r\nHost: %s%s%s:%s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n",
+    rt_buf_appendf(&req,
+                   "POST %s/api/events HTTP/1.1\r\nHost: %s%s%s:%s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n",
                    u->path, v6 ? "[" : "", u->host, v6 ? "]" : "", u->port, body_len);
     if (api_key != NULL && api_key[0] != '\0')
         rt_buf_appendf(&req, "X-API-Key: %s\r\n", api_key);

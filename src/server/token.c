@@ -184,7 +184,8 @@ int rt_token_verify(const char *secret, const char *token, int64_t now_s, rt_tok
     size_t len = strnlen(token, RT_TOKEN_MAX_LEN + 1);
     if (len > RT_TOKEN_MAX_LEN)
         return fail(err, errlen, RT_EINVAL, "token too long");
-    const char *dot1 = memchr(token, '.', len), *dot2 = dot1 == NULL ? NULL : memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token));
+    const char *dot1 = memchr(token, '.', len),
+               *dot2 = dot1 == NULL ? NULL : memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token));
     if (dot2 == NULL || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)) != NULL)
         return fail(err, errlen, RT_EINVAL, "malformed token");
     int ret;

@@ -64,6 +64,15 @@ static bool ws_ending(const rt_ws_t *ws)
     return ws->close_sent || ws->conn->closing || ws->conn->close_after_flush;
 }
 
+static void log_close(rt_conn_t *c, uint16_t code, const char *reason)
+{
+    if (rt_log_level < RT_LOG_DEBUG)
+        return; /* the peer's address costs a syscall */
+    char peer[64];
+    rt_conn_peer(c, peer, sizeof(peer));
+    RT_LOG_DEBUG("%s: closing %u (%s)", peer, code, reason != NULL ? reason : "");
+}
+
 static void send_close_frame(rt_ws_t *ws, uint16_t code, const char *reason)
 {
     uint8_t frame[2 + RT_WS_MAX_CONTROL_PAYLOAD];
@@ -80,7 +89,7 @@ static void ws_fail(rt_ws_t *ws, uint16_t code, const char *reason)
     if (c->closing)
         return;
     if (!ws->close_sent) {
-        RT_LOG_DEBUG("%s: closing %u (%s)", c->peer, code, reason != NULL ? reason : "");
+        log_close(c, code, reason);
         send_close_frame(ws, code, reason);
     }
     rt_conn_close_after_flush(c);
@@ -89,7 +98,9 @@ static void ws_fail(rt_ws_t *ws, uint16_t code, const char *reason)
 static void slow_consumer(rt_ws_t *ws)
 {
     atomic_fetch_add_explicit(&ws->server->stats.slow_disconnects, 1, memory_order_relaxed);
-    RT_LOG_INFO("%s: slow consumer (%zu bytes queued), closing", ws->conn->peer, ws->conn->queued_bytes);
+    char peer[64];
+    rt_conn_peer(ws->conn, peer, sizeof(peer));
+    RT_LOG_INFO("%s: slow consumer (%zu bytes queued), closing", peer, ws->conn->queued_bytes);
     /* The close frame goes out with force, behind what is queued; the close deadline bounds the wait. */
     ws_fail(ws, RT_WS_CLOSE_POLICY, "slow consumer");
 }
@@ -147,7 +158,7 @@ void rt_ws_close(rt_ws_t *ws, uint16_t code, const char *reason)
 {
     if (ws->close_sent || ws->conn->closing)
         return;
-    RT_LOG_DEBUG("%s: closing %u (%s)", ws->conn->peer, code, reason != NULL ? reason : "");
+    log_close(ws->conn, code, reason);
     send_close_frame(ws, code, reason);
 }
 

@@ -231,8 +231,10 @@ static void test_flag_errors(void **state)
         {"--workers", "1.5", "--workers: must be an integer between 1 and 256"},
         {"--workers", "-3", "--workers: must be an integer between 1 and 256"},
         {"--history-size", "0", "--history-size: must be an integer between 1 and 100000000"},
-        {"--max-event-bytes", "10", "--max-event-bytes: must be a size in bytes between 256 and 67108864 (suffixes K, M, G allowed)"},
-        {"--max_event_bytes", "64X", "--max_event_bytes: must be a size in bytes between 256 and 67108864 (suffixes K, M, G allowed)"},
+        {"--max-event-bytes", "10",
+         "--max-event-bytes: must be a size in bytes between 256 and 67108864 (suffixes K, M, G allowed)"},
+        {"--max_event_bytes", "64X",
+         "--max_event_bytes: must be a size in bytes between 256 and 67108864 (suffixes K, M, G allowed)"},
         {"--heartbeat", "0", "--heartbeat: must be a duration in seconds between 0.01 and 86400 (suffixes ms, s, m, h allowed)"},
         {"--heartbeat", "abc", "--heartbeat: must be a duration in seconds between 0.01 and 86400 (suffixes ms, s, m, h allowed)"},
         {"--heartbeat", "nan", "--heartbeat: must be a duration in seconds between 0.01 and 86400 (suffixes ms, s, m, h allowed)"},
@@ -288,7 +290,8 @@ static void test_env_errors(void **state)
     setenv("REALTIME_MAX_EVENT_BYTES", "100", 1);
     rt_config_defaults(&c);
     assert_int_equal(LOAD(&c, errbuf, NULL), -1);
-    assert_string_equal(errbuf, "REALTIME_MAX_EVENT_BYTES: must be a size in bytes between 256 and 67108864 (suffixes K, M, G allowed)");
+    assert_string_equal(errbuf,
+                        "REALTIME_MAX_EVENT_BYTES: must be a size in bytes between 256 and 67108864 (suffixes K, M, G allowed)");
     /* the flag is applied after the env, but the env error stops loading first */
     assert_int_equal(LOAD(&c, errbuf, "--max-event-bytes", "4096"), -1);
     rt_config_free(&c);
@@ -338,9 +341,10 @@ static void test_file_errors(void **state)
 
 static void test_file_values(void **state)
 {
-    char *path = write_file("{\"heartbeat\": \"500ms\", \"history_ttl\": 90.5, \"max_body_bytes\": \"2M\", \"token_secret\": \"s3\","
-                            " \"presence\": false, \"mode\": \"centrifuge\", \"allow-anonymous\": true, \"listen\": \"[::1]:9\","
-                            " \"broker\": \"redis\", \"redis_url\": \"redis://10.0.0.1:6380/2\", \"log_level\": \"debug\"}");
+    char *path =
+        write_file("{\"heartbeat\": \"500ms\", \"history_ttl\": 90.5, \"max_body_bytes\": \"2M\", \"token_secret\": \"s3\","
+                   " \"presence\": false, \"mode\": \"centrifuge\", \"allow-anonymous\": true, \"listen\": \"[::1]:9\","
+                   " \"broker\": \"redis\", \"redis_url\": \"redis://10.0.0.1:6380/2\", \"log_level\": \"debug\"}");
     rt_config_t c;
     rt_config_defaults(&c);
     assert_int_equal(LOAD(&c, errbuf, "--config", path), 0);
@@ -483,7 +487,8 @@ static void test_usage(void **state)
     FILE *f = open_memstream(&text, &len);
     rt_config_usage(f);
     fclose(f);
-    assert_non_null(strstr(text, "  --max-event-bytes BYTES  (REALTIME_MAX_EVENT_BYTES, default 65536)\n      largest accepted event"));
+    assert_non_null(
+        strstr(text, "  --max-event-bytes BYTES  (REALTIME_MAX_EVENT_BYTES, default 65536)\n      largest accepted event"));
     assert_non_null(strstr(text, "  --listen ADDR  (REALTIME_LISTEN, default 127.0.0.1:8080)\n"));
     assert_non_null(strstr(text, "  --api-keys K1,K2  (REALTIME_API_KEYS, default none)\n"));
     assert_non_null(strstr(text, "  --workers N  (REALTIME_WORKERS, default one per online CPU)\n"));

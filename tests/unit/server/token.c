@@ -40,7 +40,12 @@ static int verify(const char *token, rt_token_claims_t *c)
 static void test_round_trip(void **state)
 {
     char *chans[] = {"incidents", "system", NULL};
-    rt_token_claims_t in = {.sub = "alice", .iat = NOW - 10, .exp = NOW + 60, .admin = true, .channels = chans, .n_channels = 2,
+    rt_token_claims_t in = {.sub = "alice",
+                            .iat = NOW - 10,
+                            .exp = NOW + 60,
+                            .admin = true,
+                            .channels = chans,
+                            .n_channels = 2,
                             .info = "{\"name\": \"Alice\", \"team\": [1, 2]}"};
     char *token = NULL;
     assert_int_equal(rt_token_sign(SECRET, &in, &token), 0);
@@ -187,7 +192,8 @@ static void test_other_algorithms(void **state)
 
 static void test_malformed(void **state)
 {
-    static const char *const bad[] = {"", "abc", "a.b", "a.b.c.d", "!!!.e30.sig", "e30.e30.", "..", "eyJhbGciOiJIUzI1NiJ9.bm90IGpzb24.x"};
+    static const char *const bad[] = {
+        "", "abc", "a.b", "a.b.c.d", "!!!.e30.sig", "e30.e30.", "..", "eyJhbGciOiJIUzI1NiJ9.bm90IGpzb24.x"};
     rt_token_claims_t out;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         if (verify(bad[i], &out) != RT_EINVAL)
@@ -263,9 +269,9 @@ static void test_sign_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),       cmocka_unit_test(test_minimal_claims), cmocka_unit_test(test_expiry),
-        cmocka_unit_test(test_bad_signature),    cmocka_unit_test(test_other_algorithms), cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_claim_types),      cmocka_unit_test(test_sign_errors),
+        cmocka_unit_test(test_round_trip),    cmocka_unit_test(test_minimal_claims),   cmocka_unit_test(test_expiry),
+        cmocka_unit_test(test_bad_signature), cmocka_unit_test(test_other_algorithms), cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_claim_types),   cmocka_unit_test(test_sign_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,370 @@
+/*
+ * The native /ws protocol. The connection is one broadcaster client, so the broadcaster already gives it
+ * an event once however many of its subscriptions match. A per-connection watermark (the seq of the newest
+ * event sent, or covered by a replay) keeps the stream in seq order without duplicates: a subscription with
+ * a resume point is attached before history is read, so events published meanwhile arrive live too, and the
+ * watermark drops the live copies of what the replay already sent.
+ *
+ * Control replies are small and built with jansson; events are sent as their cached RT_FORM_NATIVE_WS frame,
+ * the same bytes for every connection.
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+#include "realtime/error.h"
+#include "net/worker.h"
+#include "protocol/native.h"
+#include "protocol/native_sub.h"
+#include "server/routes.h"
+#include "server/server.h"
+#include "transport/ws_codec.h"
+#include "util/mem.h"
+
+#define LOG_PREFIX "native"
+#include "util/log.h"
+
+typedef struct st_native_entry_t {
+    char *id;
+    rt_subscription_t *sub;
+} native_entry_t;
+
+typedef struct st_native_t {
+    rt_client_t client;
+    rt_ws_t *ws;
+    rt_server_t *server;
+    rt_broadcaster_t *broadcaster;
+    uint64_t watermark; /* seq of the newest event sent or covered by a replay */
+    native_entry_t *subs;
+    size_t n_subs, cap_subs;
+    unsigned auto_ids;  /* subscriptions given an id by us */
+    bool admin;         /* the query's token carries "admin": true */
+    bool detached;      /* the broadcaster dropped the client: subs[].sub are gone */
+} native_t;
+
+static const char EVENT_HEAD[] = "{\"type\":\"event\",\"event\":";
+
+/* The RT_FORM_NATIVE_WS encoder: the complete text frame of {"type":"event","event":<ev->json>}. */
+static rt_bytes_t *encode_event_frame(const rt_event_t *ev, size_t channel_index, void *ctx)
+{
+    size_t plen = sizeof(EVENT_HEAD) - 1 + ev->json_len + 1;
+    size_t h = rt_ws_frame_header_size(plen);
+    rt_bytes_t *b = rt_bytes_new(NULL, h + plen);
+    char *p = b->data + rt_ws_frame_header((uint8_t *)b->data, RT_WS_OP_TEXT, 1, plen);
+    memcpy(p, EVENT_HEAD, sizeof(EVENT_HEAD) - 1);
+    p += sizeof(EVENT_HEAD) - 1;
+    memcpy(p, ev->json, ev->json_len);
+    p[ev->json_len] = '}';
+    return b;
+}
+
+static rt_bytes_t *event_frame(rt_event_t *ev)
+{
+    return rt_event_form(ev, RT_FORM_NATIVE_WS, 0, encode_event_frame, NULL);
+}
+
+/* Sends obj (reference stolen) as one text message. */
+static void send_json(native_t *n, json_t *obj)
+{
+    char *text = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    if (text == NULL)
+        return; /* only on out-of-memory inside jansson */
+    rt_ws_send_text(n->ws, text, strlen(text));
+    free(text);
+}
+
+static void send_error(native_t *n, const char *id, const char *code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void send_error(native_t *n, const char *id, const char *code, const char *fmt, ...)
+{
+    char msg[384];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    json_t *obj = json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "code", code, "message", msg);
+    if (obj != NULL && id != NULL)
+        json_object_set_new(obj, "id", json_string(id));
+    send_json(n, obj);
+}
+
+static void send_reset(native_t *n, const char *id)
+{
+    send_json(n, json_pack("{s:s,s:s,s:s}", "type", "reset", "id", id, "reason", "history_unavailable"));
+}
+
+static int client_send(rt_client_t *client, rt_event_t *ev, rt_subscription_t *sub, size_t channel_index)
+{
+    native_t *n = client->data;
+    if (ev->seq <= n->watermark)
+        return 0;
+    rt_bytes_t *frame = event_frame(ev);
+    int r = rt_ws_send_frame(n->ws, frame);
+    if (r == RT_ECLOSED)
+        return 0; /* the connection is ending; its on_close removes the client */
+    if (r != 0)
+        return r; /* slow consumer, already counted and being closed: the broadcaster drops the client */
+    n->watermark = ev->seq;
+    atomic_fetch_add_explicit(&n->server->stats.delivered, 1, memory_order_relaxed);
+    return 0;
+}
+
+static void client_close(rt_client_t *client, int reason)
+{
+    native_t *n = client->data;
+    n->detached = true;
+    for (size_t i = 0; i < n->n_subs; i++)
+        n->subs[i].sub = NULL;
+    rt_ws_close(n->ws, RT_WS_CLOSE_INTERNAL, "delivery failed");
+}
+
+static const rt_client_ops_t client_ops = {.send = client_send, .close = client_close};
+
+static ssize_t find_sub(const native_t *n, const char *id)
+{
+    for (size_t i = 0; i < n->n_subs; i++)
+        if (strcmp(n->subs[i].id, id) == 0)
+            return (ssize_t)i;
+    return -1;
+}
+
+/* Sends the replayed events; what does not fit in the client's queue becomes a reset (never a silent gap). */
+static void send_replay(native_t *n, const char *id, const rt_event_list_t *replay)
+{
+    for (size_t i = 0; i < replay->count; i++) {
+        rt_event_t *ev = replay->events[i];
+        if (ev->seq <= n->watermark)
+            continue;
+        int r = rt_ws_try_send_frame(n->ws, event_frame(ev));
+        if (r == RT_E2BIG) {
+            RT_LOG_DEBUG("replay of %zu events over the queue limit: reset", replay->count - i);
+            send_reset(n, id);
+            return;
+        }
+        if (r != 0)
+            return;
+        n->watermark = ev->seq;
+        atomic_fetch_add_explicit(&n->server->stats.delivered, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&n->server->stats.replayed, 1, memory_order_relaxed);
+    }
+}
+
+static void announce(native_t *n, const rt_native_sub_t *sub, const char *id)
+{
+    json_t *channels = json_array();
+    for (size_t i = 0; i < sub->n_channels; i++)
+        json_array_append_new(channels, json_string(sub->channels[i]));
+    send_json(n, json_pack("{s:s,s:s,s:o}", "type", "subscribed", "id", id, "channels", channels));
+}
+
+/*
+ * Checks and attaches a parsed subscription, announces it, then replays from its resume point (or resets).
+ * Consumes sub. Errors go to the peer; the connection stays.
+ */
+static void subscribe(native_t *n, rt_native_sub_t *sub)
+{
+    const rt_config_t *cfg = n->server->config;
+    rt_native_error_t err;
+    char auto_id[24];
+    if (sub->id == NULL) {
+        do
+            snprintf(auto_id, sizeof(auto_id), "sub-%u", ++n->auto_ids);
+        while (find_sub(n, auto_id) >= 0);
+        sub->id = rt_strdup(auto_id);
+    }
+    if (find_sub(n, sub->id) >= 0) {
+        send_error(n, sub->id, "bad_request", "subscription id \"%s\" is already in use", sub->id);
+        goto Done;
+    }
+    if (n->n_subs == RT_NATIVE_MAX_SUBSCRIPTIONS) {
+        send_error(n, sub->id, "limit_exceeded", "at most %d subscriptions per connection", RT_NATIVE_MAX_SUBSCRIPTIONS);
+        goto Done;
+    }
+    if (rt_native_sub_check_access(sub, cfg, n->admin, &err) != 0) {
+        send_error(n, sub->id, err.code, "%s", err.message);
+        goto Done;
+    }
+    if (sub->last_event_id != NULL && n->n_subs != 0) {
+        /* Events already queued for this worker would be covered by the watermark the replay raises: deliver them
+         * to the existing subscriptions first. */
+        rt_broadcaster_dispatch(n->broadcaster, 0);
+        if (rt_ws_is_closing(n->ws) || n->detached)
+            goto Done;
+    }
+    rt_subscription_t *s;
+    rt_event_list_t replay;
+    uint64_t upto;
+    int r = rt_native_sub_attach(sub, n->broadcaster, n->server->history, &n->client, &s, &replay, &upto);
+    if (r == RT_EINVAL) {
+        send_error(n, sub->id, "unavailable", "the server is shutting down");
+        goto Done;
+    }
+    if (n->n_subs == n->cap_subs) {
+        n->cap_subs = n->cap_subs ? n->cap_subs * 2 : 4;
+        n->subs = rt_mem_realloc(n->subs, n->cap_subs * sizeof(*n->subs));
+    }
+    n->subs[n->n_subs++] = (native_entry_t){sub->id, s};
+    const char *id = sub->id;
+    sub->id = NULL;
+    atomic_fetch_add_explicit(&n->server->stats.subscriptions, 1, memory_order_relaxed);
+    announce(n, sub, id);
+    if (r == RT_ERANGE)
+        send_reset(n, id);
+    else if (sub->last_event_id != NULL)
+        send_replay(n, id, &replay);
+    if (sub->last_event_id != NULL && upto > n->watermark)
+        n->watermark = upto;
+    rt_event_list_free(&replay);
+Done:
+    rt_native_sub_dispose(sub);
+}
+
+static void unsubscribe(native_t *n, const char *id)
+{
+    if (id == NULL) {
+        send_error(n, NULL, "bad_request", "unsubscribe: id required");
+        return;
+    }
+    ssize_t i = find_sub(n, id);
+    if (i < 0) {
+        send_error(n, id, "not_found", "no subscription with id \"%s\"", id);
+        return;
+    }
+    native_entry_t e = n->subs[i];
+    n->subs[i] = n->subs[--n->n_subs];
+    if (e.sub != NULL)
+        rt_broadcaster_unsubscribe(n->broadcaster, e.sub);
+    atomic_fetch_sub_explicit(&n->server->stats.subscriptions, 1, memory_order_relaxed);
+    send_json(n, json_pack("{s:s,s:s}", "type", "unsubscribed", "id", id));
+    free(e.id);
+}
+
+static int native_on_message(rt_ws_t *ws, void *state, const char *text, size_t len)
+{
+    native_t *n = state;
+    json_error_t jerr;
+    json_t *msg = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (msg == NULL) {
+        send_error(n, NULL, "invalid_json", "invalid JSON: %s (column %d)", jerr.text, jerr.column);
+        return 0;
+    }
+    const json_t *jid = json_object_get(msg, "id"), *jtype = json_object_get(msg, "type");
+    const char *id = json_is_string(jid) ? json_string_value(jid) : NULL;
+    const char *type = json_string_value(jtype);
+    if (!json_is_object(msg)) {
+        send_error(n, NULL, "bad_request", "a message must be a JSON object");
+    } else if (type == NULL) {
+        send_error(n, id, "bad_request", "type: required (subscribe, unsubscribe or ping)");
+    } else if (strcmp(type, "subscribe") == 0) {
+        rt_native_sub_t sub;
+        rt_native_error_t err;
+        if (rt_native_sub_from_json(msg, &sub, &err) != 0)
+            send_error(n, id, err.code, "%s", err.message);
+        else
+            subscribe(n, &sub);
+    } else if (strcmp(type, "unsubscribe") == 0) {
+        unsubscribe(n, id);
+    } else if (strcmp(type, "ping") == 0) {
+        json_t *pong = json_pack("{s:s}", "type", "pong");
+        if (pong != NULL && id != NULL)
+            json_object_set_new(pong, "id", json_string(id));
+        send_json(n, pong);
+    } else {
+        send_error(n, id, "unknown_type", "unknown message type \"%.64s\"", type);
+    }
+    json_decref(msg);
+    return 0;
+}
+
+static uint32_t id_prefix;
+static atomic_uint_fast64_t id_counter;
+static pthread_once_t id_once = PTHREAD_ONCE_INIT;
+
+static void init_id_prefix(void)
+{
+    if (getrandom(&id_prefix, sizeof(id_prefix), GRND_NONBLOCK) != (ssize_t)sizeof(id_prefix))
+        id_prefix = (uint32_t)time(NULL) ^ (uint32_t)getpid() << 16;
+}
+
+/* "c-" + a random per-process prefix + a counter: unique within the process, unlikely to repeat across nodes. */
+static void make_client_id(char *buf, size_t size)
+{
+    pthread_once(&id_once, init_id_prefix);
+    uint64_t k = atomic_fetch_add_explicit(&id_counter, 1, memory_order_relaxed) + 1;
+    snprintf(buf, size, "c-%08x%08llx", id_prefix, (unsigned long long)k);
+}
+
+static void welcome(native_t *n)
+{
+    char client_id[32];
+    make_client_id(client_id, sizeof(client_id));
+    double hb = n->server->config->heartbeat_s;
+    json_t *jhb = hb == (double)(long long)hb ? json_integer((json_int_t)hb) : json_real(hb);
+    send_json(n, json_pack("{s:s,s:s,s:o}", "type", "welcome", "client_id", client_id, "heartbeat_s", jhb));
+}
+
+static void *native_on_open(rt_ws_t *ws, const rt_http_request_t *req)
+{
+    rt_conn_t *c = rt_ws_conn(ws);
+    native_t *n = rt_mem_calloc(1, sizeof(*n));
+    n->client = (rt_client_t){.ops = &client_ops, .data = n};
+    n->ws = ws;
+    n->server = rt_conn_server(c);
+    n->broadcaster = rt__worker_broadcaster(c->worker);
+    welcome(n);
+
+    rt_native_sub_t sub;
+    rt_native_error_t err;
+    if (rt_native_sub_from_query(req->query, &sub, &err) != 0) {
+        send_error(n, "query", err.code, "%s", err.message);
+        return n;
+    }
+    if (rt_native_check_token(n->server->config, sub.token, &n->admin, &err) != 0) {
+        /* A token that does not verify subscribes nothing; the connection stays, as for any refused subscription. */
+        send_error(n, sub.n_channels != 0 ? "query" : NULL, err.code, "%s", err.message);
+        rt_native_sub_dispose(&sub);
+        return n;
+    }
+    if (sub.n_channels == 0) {
+        rt_native_sub_dispose(&sub);
+        return n;
+    }
+    subscribe(n, &sub);
+    return n;
+}
+
+static void native_on_close(rt_ws_t *ws, void *state)
+{
+    native_t *n = state;
+    rt_broadcaster_remove_client(n->broadcaster, &n->client);
+    if (n->n_subs != 0)
+        atomic_fetch_sub_explicit(&n->server->stats.subscriptions, (int_fast64_t)n->n_subs, memory_order_relaxed);
+    for (size_t i = 0; i < n->n_subs; i++)
+        free(n->subs[i].id);
+    free(n->subs);
+    free(n);
+}
+
+const rt_ws_protocol_t rt_native_protocol = {
+    .name = "native",
+    .kind = RT_CONN_WS,
+    .ping_frames = true,
+    .on_open = native_on_open,
+    .on_message = native_on_message,
+    .on_close = native_on_close,
+};
+
+void rt_native_handle_ws(rt_conn_t *c, rt_http_request_t *req)
+{
+    rt_ws_accept(c, req, &rt_native_protocol);
+}
+
+void rt__native_ws_accept(rt_conn_t *c, rt_http_request_t *req)
+{
+    rt_native_handle_ws(c, req);
+}
