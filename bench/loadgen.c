@@ -191,6 +191,35 @@ static int parse_args(lg_config_t *cfg, int argc, char **argv)
     return 0;
 }
 
+/* On-CPU time of every thread of a process in ns resolution (schedstat), or -1 where unavailable;
+ * /proc/PID/stat counts in clock ticks, too coarse for a one-second step. */
+static double thread_cpu_s(int pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task", pid);
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return -1;
+    struct dirent *de;
+    double total = 0;
+    int n = 0;
+    while ((de = readdir(d)) != NULL && n < 4096) {
+        if (!isdigit((unsigned char)de->d_name[0]))
+            continue;
+        char p2[320];
+        unsigned long long ns = 0;
+        snprintf(p2, sizeof(p2), "/proc/%d/task/%s/schedstat", pid, de->d_name);
+        FILE *f = fopen(p2, "r");
+        if (f == NULL)
+            continue;
+        if (fscanf(f, "%llu", &ns) == 1)
+            total += (double)ns / 1e9, n++;
+        fclose(f);
+    }
+    closedir(d);
+    return n > 0 ? total : -1;
+}
+
 /* Server memory and CPU: the given processes and all their descendants, summed. RSS counts pages
  * shared between nginx's master and workers once per process; PSS splits them. */
 static void sample_server(const lg_config_t *cfg, srv_sample_t *s)
@@ -244,7 +273,8 @@ static void sample_server(const lg_config_t *cfg, srv_sample_t *s)
             continue;
         char path[64], line[256];
         s->nproc++;
-        s->cpu_s += cpu[i];
+        double sched = thread_cpu_s(pid[i]);
+        s->cpu_s += sched >= 0 ? sched : cpu[i];
         snprintf(path, sizeof(path), "/proc/%d/status", pid[i]);
         FILE *f = fopen(path, "r");
         while (f != NULL && fgets(line, sizeof(line), f) != NULL)
@@ -456,6 +486,18 @@ static void totals(parent_t *P, lg_report_t *t, uint64_t *cstart, uint64_t *cend
     }
 }
 
+/* Memory growth per connection in bytes as JSON text: null without a server pid or connections. */
+static const char *per_conn(const lg_config_t *cfg, uint64_t after_kb, uint64_t before_kb, uint64_t conns)
+{
+    static char buf[2][32];
+    static int k;
+    k ^= 1;
+    if (cfg->n_server_pids == 0 || conns == 0)
+        return "null";
+    snprintf(buf[k], sizeof(buf[k]), "%.0f", ((double)after_kb - (double)before_kb) * 1024 / (double)conns);
+    return buf[k];
+}
+
 /* Prints one JSON line; returns 1 when the run (or step) was clean: all connected, nothing lost. */
 static int print_result(parent_t *P, publisher_t *pub, const run_t *run, const step_t *st)
 {
@@ -499,13 +541,12 @@ static int print_result(parent_t *P, publisher_t *pub, const run_t *run, const s
     printf("\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f,\"mean\":%.1f},",
            us(hist_quantile(&t.lat, 0.5)), us(hist_quantile(&t.lat, 0.9)), us(hist_quantile(&t.lat, 0.99)),
            us(hist_quantile(&t.lat, 0.999)), us(t.lat.max), t.lat.count ? us(t.lat.sum / t.lat.count) : 0);
-    double conns = t.established ? (double)t.established : 1;
     const srv_sample_t *b = &run->before, *f = &run->after;
     printf("\"server_procs\":%d,\"server_rss_kb\":{\"before\":%llu,\"after\":%llu},\"server_pss_kb\":{\"before\":%llu,\"after\":%llu},"
-           "\"rss_per_conn_b\":%.0f,\"pss_per_conn_b\":%.0f,\"server_cpu_s\":%.3f,",
+           "\"rss_per_conn_b\":%s,\"pss_per_conn_b\":%s,\"server_cpu_s\":%.3f,",
            f->nproc, (unsigned long long)b->rss_kb, (unsigned long long)f->rss_kb, (unsigned long long)b->pss_kb,
-           (unsigned long long)f->pss_kb, cfg->n_server_pids ? ((double)f->rss_kb - (double)b->rss_kb) * 1024 / conns : 0,
-           cfg->n_server_pids ? ((double)f->pss_kb - (double)b->pss_kb) * 1024 / conns : 0, st->srv_cpu);
+           (unsigned long long)f->pss_kb, per_conn(cfg, f->rss_kb, b->rss_kb, t.established),
+           per_conn(cfg, f->pss_kb, b->pss_kb, t.established), st->srv_cpu);
     printf("\"client_cpu_s\":%.3f,\"client_cpu_pct\":%.1f,\"client_cpus\":%ld,\"wall_s\":%.3f,\"ok\":%s}\n", st->cli_cpu,
            st->phase_s > 0 ? st->cli_cpu / st->phase_s * 100 : 0, ncpu, (double)(now_ns() - run->t_start) / 1e9,
            ok ? "true" : "false");
