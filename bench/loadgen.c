@@ -524,10 +524,12 @@ static int print_result(parent_t *P, publisher_t *pub, const run_t *run, const s
     if (st->index >= 0)
         printf("\"step\":%d,", st->index);
     printf("\"connections\":%llu,\"connect_failed\":%llu,\"connect_retries\":%llu,\"connect_s\":%.3f,\"connect_rate\":%.1f,"
-           "\"connect_ms\":{\"p50\":%.2f,\"p99\":%.2f,\"max\":%.2f},\"server_connect_cpu_s\":%.3f,\"client_connect_cpu_s\":%.3f,",
+           "\"connect_ms\":{\"p50\":%.2f,\"p99\":%.2f,\"max\":%.2f},\"server_connect_cpu_s\":%.3f,\"client_connect_cpu_s\":%.3f,"
+           "\"client_connect_cpu_pct\":%.1f,",
            (unsigned long long)t.established, (unsigned long long)t.failed, (unsigned long long)t.retries, connect_s,
            connect_s > 0 ? t.established / connect_s : 0, us(hist_quantile(&t.conn, 0.5)) / 1000,
-           us(hist_quantile(&t.conn, 0.99)) / 1000, us(t.conn.max) / 1000, run->srv_connect_cpu, run->cli_connect_cpu);
+           us(hist_quantile(&t.conn, 0.99)) / 1000, us(t.conn.max) / 1000, run->srv_connect_cpu, run->cli_connect_cpu,
+           connect_s > 0 ? run->cli_connect_cpu / connect_s * 100 : 0);
     printf("\"events\":%u,\"rate\":%.1f,\"published\":%u,\"publish_errors\":%u,\"publish_s\":%.3f,\"publish_rate\":%.1f,"
            "\"publish_rtt_us\":{\"p50\":%.1f,\"p99\":%.1f},",
            st->events, st->rate, published, perr, publish_s, publish_s > 0 && published > 1 ? (published - 1) / publish_s : 0,

@@ -25,10 +25,14 @@
 enum {
     RT_FORM_NATIVE_WS,      /**< /ws text frame carrying {"type":"event","event":…} */
     RT_FORM_SSE,            /**< /events block: id, event, data lines */
-    RT_FORM_CENTRIFUGE_WS,  /**< Centrifuge pub push for one channel, as a JSON line */
+    RT_FORM_CENTRIFUGE_WS,  /**< Centrifuge pub push for one channel, as a complete WebSocket text frame */
     RT_FORM_CENTRIFUGE_SSE, /**< Centrifuge pub push for one channel, as a uni_sse block */
     RT_FORM_COUNT
 };
+
+/** rt_event_t.flags */
+#define RT_EVENT_RAW_DATA 0x1u /**< from the Centrifugo API (/api/publish, client publish): a Centrifuge publication's data is
+                                    `data` itself, not the whole event */
 
 typedef struct st_rt_event_t rt_event_t;
 
@@ -44,6 +48,7 @@ struct st_rt_event_t {
     const char *const *channels; /**< 1..RT_EVENT_MAX_CHANNELS valid channel names */
     size_t n_channels;
     json_t *data;                /**< never NULL (JSON null when absent); never modified */
+    unsigned flags;              /**< RT_EVENT_*; 0 when created; set by the creator before the event is published */
     /* Set once by rt_event_accept. */
     uint64_t seq;                /**< 0 until accepted */
     const uint64_t *offsets;     /**< Centrifuge offset per channel, parallel to channels */

@@ -74,6 +74,8 @@ static void on_tick(uv_timer_t *t)
         if (c->handler->on_tick != NULL)
             c->handler->on_tick(c, now);
     }
+    /* Pings and timeout closes queued above go out now, not at the next wake-up. */
+    rt__conn_flush_pending(w);
     if (w->stopping)
         finish_if_drained(w, now >= w->shutdown_deadline);
 }

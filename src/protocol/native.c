@@ -22,6 +22,7 @@
 #include "protocol/native_sub.h"
 #include "server/routes.h"
 #include "server/server.h"
+#include "transport/utf8.h"
 #include "transport/ws_codec.h"
 #include "util/mem.h"
 
@@ -85,8 +86,14 @@ static void send_error(native_t *n, const char *id, const char *code, const char
     char msg[384];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    int len = vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    /* Messages quote what the peer sent, cut to fit (here or by the parser): never in the middle of a character,
+     * or jansson would refuse the string and the peer would get no answer. */
+    size_t mlen = len < 0 ? 0 : (size_t)len < sizeof(msg) ? (size_t)len : sizeof(msg) - 1;
+    while (mlen > 0 && rt_utf8_validate(msg, mlen) != 0)
+        mlen--;
+    msg[mlen] = '\0';
     json_t *obj = json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "code", code, "message", msg);
     if (obj != NULL && id != NULL)
         json_object_set_new(obj, "id", json_string(id));
@@ -362,9 +369,4 @@ const rt_ws_protocol_t rt_native_protocol = {
 void rt_native_handle_ws(rt_conn_t *c, rt_http_request_t *req)
 {
     rt_ws_accept(c, req, &rt_native_protocol);
-}
-
-void rt__native_ws_accept(rt_conn_t *c, rt_http_request_t *req)
-{
-    rt_native_handle_ws(c, req);
 }

@@ -5,6 +5,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include "protocol/native.h"
 #include "server/api.h"
 #include "server/auth.h"
 #include "server/routes.h"
@@ -17,7 +18,6 @@
  * static library by itself; each of these modules is linked because something else (its rt_ws_protocol_t,
  * the server) refers to it, or the reference must become strong once the module exists.
  */
-__attribute__((weak)) void rt__native_ws_accept(rt_conn_t *c, rt_http_request_t *req);
 __attribute__((weak)) void rt__centrifuge_ws_accept(rt_conn_t *c, rt_http_request_t *req);
 __attribute__((weak)) void rt__uni_sse_accept(rt_conn_t *c, rt_http_request_t *req);
 __attribute__((weak)) void rt__centrifugo_api(rt_conn_t *c, rt_http_request_t *req);
@@ -41,7 +41,7 @@ static const route_t routes[] = {
     {"GET", "/readyz", rt__api_readyz, 0},
     {"GET", "/metrics", rt__api_metrics, 0},
     {"GET", "/events", rt_sse_accept, NATIVE},
-    {"GET", "/ws", rt__native_ws_accept, NATIVE},
+    {"GET", "/ws", rt_native_handle_ws, NATIVE},
     {"GET", "/connection/websocket", rt__centrifuge_ws_accept, CENTRIFUGE},
     {"GET", "/connection/uni_sse", rt__uni_sse_accept, CENTRIFUGE},
     {"POST", "/connection/uni_sse", rt__uni_sse_accept, CENTRIFUGE},

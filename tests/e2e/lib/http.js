@@ -10,13 +10,13 @@ const assert = require('node:assert/strict');
  * One request on its own connection. Resolves {status, headers, text, json} (json is the parsed body or undefined).
  * Never rejects on an HTTP status; rejects on a network error or after timeout ms.
  */
-function request(port, { method = 'GET', path = '/', headers = {}, body, timeout = 10000 } = {}) {
+function request(port, { method = 'GET', path = '/', headers = {}, body, timeout = 10000, agent } = {}) {
   return new Promise((resolve, reject) => {
     const data = body === undefined ? undefined : (typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body));
     const h = { ...headers };
     if (data !== undefined && h['Content-Length'] === undefined && h['Transfer-Encoding'] === undefined)
       h['Content-Length'] = Buffer.byteLength(data);
-    const req = http.request({ host: '127.0.0.1', port, method, path, headers: h, agent: false, timeout }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path, headers: h, agent: agent || false, timeout }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => {
@@ -48,9 +48,9 @@ async function getJson(srv, path, headers = {}) {
 }
 
 /** POST /api/events with a JSON body (an event, {events:[…]}, or a raw string). Resolves {status, json, text, headers}. */
-function publish(srv, payload, { headers = {} } = {}) {
+function publish(srv, payload, { headers = {}, agent } = {}) {
   return request(srv.port, {
-    method: 'POST', path: '/api/events', body: payload,
+    method: 'POST', path: '/api/events', body: payload, agent,
     headers: { 'Content-Type': 'application/json', ...headers },
   });
 }

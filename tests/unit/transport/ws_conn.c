@@ -25,6 +25,7 @@
 #define rt__worker_broadcaster test_worker_broadcaster
 
 #include "transport/ws_conn.c"
+#undef LOG_PREFIX
 #include "protocol/native.c"
 
 /* ---- the stubbed connection layer ---- */
@@ -541,7 +542,7 @@ static void test_peer_close_is_echoed(void **state)
 {
     open_ws("");
     skip_welcome();
-    uint8_t payload[16];
+    uint8_t payload[RT_WS_MAX_CONTROL_PAYLOAD];
     size_t n = rt_ws_close_payload(payload, 4001, "bye", 3);
     client_frame(RT_WS_OP_CLOSE, 1, payload, n);
     expect_close(4001, "");
@@ -670,6 +671,13 @@ static void test_message_errors_keep_connection(void **state)
     expect_msg("error", "s", "invalid_filter");
     client_text("{\"type\":\"subscribe\",\"id\":\"s\",\"channels\":[\"a\"],\"filter\":{\"op\":\"xor\",\"nodes\":[]}}");
     expect_msg("error", "s", "invalid_filter");
+    /* a channel quoted in the message is cut at 80 bytes, here inside a 2-byte character: still answered */
+    char msg[256] = "{\"type\":\"subscribe\",\"id\":\"u\",\"channels\":[\"a";
+    for (int i = 0; i < 50; i++)
+        strcat(msg, "\xc3\xa9");
+    strcat(msg, "\"]}");
+    client_text(msg);
+    expect_msg("error", "u", "invalid_channel");
     client_text("{\"type\":\"unsubscribe\",\"id\":\"nope\"}");
     expect_msg("error", "nope", "not_found");
     client_text("{\"type\":\"unsubscribe\"}");
@@ -933,14 +941,30 @@ static void test_slow_consumer(void **state)
     assert_true(sent > 3 && sent < 20);
     for (int i = 0; i < sent - 1; i++)
         assert_true(next_frame() && sf.op == RT_WS_OP_TEXT);
-    expect_close(RT_WS_CLOSE_POLICY, "slow consumer"); /* sent with force, past the limit */
+    expect_close(RT_WS_CLOSE_POLICY, "slow consumer");
     expect_no_frame();
     assert_int_equal(atomic_load(&server.stats.slow_disconnects), 1);
+    assert_int_equal(atomic_load(&server.stats.delivered), sent - 1);
     rt_broadcaster_stats_t bs;
     rt_broadcaster_stats(bc, &bs);
     assert_int_equal(bs.clients, 0); /* dropped by the broadcaster at once */
+    publish("after", "incidents", NULL);
+    dispatch();
+    expect_no_frame();
     tick(2000);
     assert_true(conn.closing); /* a peer that never reads cannot hold the connection */
+}
+
+static void test_slow_consumer_close_frame_is_forced(void **state)
+{
+    open_ws("channels=incidents");
+    skip_welcome();
+    expect_msg("subscribed", "query", NULL);
+    config.client_queue_bytes = conn.queued_bytes + 1; /* not even the close frame fits */
+    publish("e1", "incidents", NULL);
+    dispatch();
+    expect_close(RT_WS_CLOSE_POLICY, "slow consumer");
+    assert_true(conn.close_after_flush);
 }
 
 static void test_replay_over_limit_resets(void **state)
@@ -1046,6 +1070,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_query_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_bad_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_consumer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_consumer_close_frame_is_forced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_over_limit_resets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reply_flood_is_slow_consumer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_frees_subscriptions, setup, teardown),
