@@ -511,6 +511,9 @@ static int print_result(parent_t *P, publisher_t *pub, const run_t *run, const s
     double connect_s = cend > cstart ? (double)(cend - cstart) / 1e9 : 0;
     double deliver_s = pub && t.last_rx_ns > pub->t_first ? (double)(t.last_rx_ns - pub->t_first) / 1e9 : 0;
     double publish_s = pub && pub->t_last_done > pub->t_first ? (double)(pub->t_last_done - pub->t_first) / 1e9 : 0;
+    /* Utilisation over the delivery window (first publish to last delivery): the step's tail, waiting
+     * for stragglers and collecting reports, is idle time that would dilute it. */
+    double busy_s = deliver_s > 0 ? deliver_s : st->phase_s;
     int ok = t.established == cfg->subs && lost == 0 && t.dups == 0 && t.disconnects == 0 &&
              (st->events == 0 || (published == st->events && perr == 0));
     long ncpu = 0;
@@ -545,12 +548,12 @@ static int print_result(parent_t *P, publisher_t *pub, const run_t *run, const s
            us(hist_quantile(&t.lat, 0.999)), us(t.lat.max), t.lat.count ? us(t.lat.sum / t.lat.count) : 0);
     const srv_sample_t *b = &run->before, *f = &run->after;
     printf("\"server_procs\":%d,\"server_rss_kb\":{\"before\":%llu,\"after\":%llu},\"server_pss_kb\":{\"before\":%llu,\"after\":%llu},"
-           "\"rss_per_conn_b\":%s,\"pss_per_conn_b\":%s,\"server_cpu_s\":%.3f,",
+           "\"rss_per_conn_b\":%s,\"pss_per_conn_b\":%s,\"server_cpu_s\":%.3f,\"server_cpu_pct\":%.1f,",
            f->nproc, (unsigned long long)b->rss_kb, (unsigned long long)f->rss_kb, (unsigned long long)b->pss_kb,
            (unsigned long long)f->pss_kb, per_conn(cfg, f->rss_kb, b->rss_kb, t.established),
-           per_conn(cfg, f->pss_kb, b->pss_kb, t.established), st->srv_cpu);
+           per_conn(cfg, f->pss_kb, b->pss_kb, t.established), st->srv_cpu, busy_s > 0 ? st->srv_cpu / busy_s * 100 : 0);
     printf("\"client_cpu_s\":%.3f,\"client_cpu_pct\":%.1f,\"client_cpus\":%ld,\"wall_s\":%.3f,\"ok\":%s}\n", st->cli_cpu,
-           st->phase_s > 0 ? st->cli_cpu / st->phase_s * 100 : 0, ncpu, (double)(now_ns() - run->t_start) / 1e9,
+           busy_s > 0 ? st->cli_cpu / busy_s * 100 : 0, ncpu, (double)(now_ns() - run->t_start) / 1e9,
            ok ? "true" : "false");
     fflush(stdout);
     return ok;

@@ -135,6 +135,12 @@ void rt__cf_connected(rt_cf_t *cf);
  * disconnect code (>= 3000). On 0 the caller sends the reply, then calls rt__cf_subscribed.
  */
 int rt__cf_subscribe(rt_cf_t *cf, const char *channel, const json_t *req, bool server_side, rt_buf_t *out);
+/**
+ * Server-side subscriptions at connect: subscribes each of channels (a JSON array of names; NULL = none),
+ * recovering from positions[channel] ({recover, offset, epoch}) when given, and appends ,"subs":{…} to out
+ * when any succeeded. The caller sends the connect result, then calls rt__cf_subscribed for each subscription.
+ */
+void rt__cf_server_subs(rt_cf_t *cf, const json_t *channels, const json_t *positions, rt_buf_t *out);
 /** After the subscribe reply went out: presence and join pushes. */
 void rt__cf_subscribed(rt_cf_t *cf, const char *channel);
 /** Unsubscribes channel (nothing when not subscribed); with push, sends an unsubscribe push with code 2000. */

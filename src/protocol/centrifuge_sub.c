@@ -277,7 +277,9 @@ int rt__cf_subscribe(rt_cf_t *cf, const char *channel, const json_t *req, bool s
     int r = check_subscribe(cf, channel, req, &filter, &expire_at_ms);
     if (r != 0)
         return r;
-    rt_subscription_t *s = rt_broadcaster_subscribe(cf->broadcaster, &cf->client, &channel, 1, filter);
+    rt_subscription_t *s = cf->detached ? NULL : rt_broadcaster_subscribe(cf->broadcaster, &cf->client, &channel, 1, filter);
+    if (s == NULL && cf->detached)
+        rt_filter_free(filter);
     if (s == NULL)
         return RT_CF_ERR_INTERNAL; /* the worker is shutting down */
     rt_history_t *h = cf->server->history;
@@ -321,6 +323,28 @@ int rt__cf_subscribe(rt_cf_t *cf, const char *channel, const json_t *req, bool s
     cf->subs[cf->n_subs++] = sub;
     atomic_fetch_add_explicit(&cf->server->stats.subscriptions, 1, memory_order_relaxed);
     return 0;
+}
+
+void rt__cf_server_subs(rt_cf_t *cf, const json_t *channels, const json_t *positions, rt_buf_t *out)
+{
+    size_t i, n = 0;
+    const json_t *ch;
+    json_array_foreach(channels, i, ch) {
+        const char *name = json_string_value(ch);
+        const json_t *sreq = json_object_get(positions, name);
+        json_t *empty = json_object();
+        rt_buf_t res = {0};
+        if (name != NULL && rt__cf_subscribe(cf, name, json_is_object(sreq) ? sreq : empty, true, &res) == 0) {
+            rt_buf_appendf(out, "%s\"%s\":", n++ == 0 ? ",\"subs\":{" : ",", name);
+            rt_buf_append(out, res.base, res.len);
+        } else {
+            RT_LOG_DEBUG("server-side subscription of %s to %.255s refused", cf->client_id, name != NULL ? name : "?");
+        }
+        rt_buf_free(&res);
+        json_decref(empty);
+    }
+    if (n != 0)
+        rt_buf_append(out, "}", 1);
 }
 
 void rt__cf_subscribed(rt_cf_t *cf, const char *channel)
@@ -434,8 +458,8 @@ int rt__cf_tick(rt_cf_t *cf, int64_t now_wall_ms)
 
 void rt__cf_dispose(rt_cf_t *cf)
 {
-    if (!cf->detached)
-        rt_broadcaster_remove_client(cf->broadcaster, &cf->client);
+    /* Also after the broadcaster dropped the client: mail may have subscribed it again since. */
+    rt_broadcaster_remove_client(cf->broadcaster, &cf->client);
     cf->detached = true; /* the subscriptions are gone with the client */
     if (cf->peer != NULL)
         rt_presence_unregister(cf->peer);

@@ -12,15 +12,6 @@
 #include "server/server.h"
 #include "transport/sse_conn.h"
 
-/*
- * Handlers of modules written separately are weak references: until such a module is in the library, its
- * routes answer 404 instead of breaking the link. NOTE: a weak reference does not pull an object out of a
- * static library by itself; each of these modules is linked because something else (its rt_ws_protocol_t,
- * the server) refers to it, or the reference must become strong once the module exists.
- */
-__attribute__((weak)) void rt__centrifuge_ws_accept(rt_conn_t *c, rt_http_request_t *req);
-__attribute__((weak)) void rt__uni_sse_accept(rt_conn_t *c, rt_http_request_t *req);
-__attribute__((weak)) void rt__centrifugo_api(rt_conn_t *c, rt_http_request_t *req);
 
 enum {
     API_KEY = 1,    /* the server API: needs the API key */
@@ -58,6 +49,10 @@ static const route_t routes[] = {
     {"POST", "/api/presence_stats", rt__centrifugo_api, API_KEY},
     {"POST", "/api/channels", rt__centrifugo_api, API_KEY},
     {"POST", "/api/info", rt__centrifugo_api, API_KEY},
+    {"POST", "/api/disconnect", rt__centrifugo_api, API_KEY},
+    {"POST", "/api/unsubscribe", rt__centrifugo_api, API_KEY},
+    {"POST", "/api/subscribe", rt__centrifugo_api, API_KEY},
+    {"POST", "/api/batch", rt__centrifugo_api, API_KEY},
 };
 
 static bool served(const route_t *r, rt_mode_t mode)
@@ -82,10 +77,6 @@ void rt_route_request(rt_conn_t *c, rt_http_request_t *req)
             if (strstr(allow, r->method) == NULL)
                 allow_len += (size_t)snprintf(allow + allow_len, sizeof(allow) - allow_len, "%s%s", allow_len ? ", " : "", r->method);
             continue;
-        }
-        if (r->cb == NULL) {
-            rt__api_error(c, 404, "not_found", NULL, "%s is not available in this build", req->path);
-            return;
         }
         if ((r->flags & API_KEY) && !rt_auth_api(c, req))
             return;

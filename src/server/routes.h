@@ -10,9 +10,8 @@
 
 typedef void (*rt_route_cb)(rt_conn_t *c, rt_http_request_t *req);
 
-/* Provided by the protocol modules. Until a module is linked in, its routes answer 404 (see routes.c). */
+/* Provided by the protocol modules. */
 
-/** GET /ws: the native WebSocket protocol (handshake via rt_ws_accept). */
 /** GET /connection/websocket: Centrifuge protocol v2 over WebSocket. */
 void rt__centrifuge_ws_accept(rt_conn_t *c, rt_http_request_t *req);
 /** GET or POST /connection/uni_sse: Centrifugo's unidirectional SSE. */

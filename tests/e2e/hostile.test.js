@@ -179,7 +179,7 @@ describe('hostile input', { timeout: 120000 }, () => {
     const c = await WsClient.connect(`${srv.ws}/ws`);
     try {
       await c.waitType('welcome');
-      const bad = ['', '.', 'a..b', '.a', 'a.', 'a b', 'a/b', 'é', 'a\u0000b', 'x'.repeat(256), 'a.*.>.b', 'a.>.b', 42, null];
+      const bad = ['', '.', 'a..b', '.a', 'a.', 'a b', 'a/b', 'é', 'x'.repeat(256), 'a.*.>.b', 'a.>.b', 42, null];
       for (const [i, name] of bad.entries()) {
         const r = await c.subscribe({ id: `b${i}`, channels: [name] });
         assert.equal(r.type, 'error', `${JSON.stringify(name)} → ${JSON.stringify(r)}`);
@@ -192,6 +192,11 @@ describe('hostile input', { timeout: 120000 }, () => {
           assert.equal(r.error.code, 'invalid_channel', JSON.stringify(name));
         }
       }
+      // a NUL inside a JSON string: refused as invalid JSON (no id can be trusted) or as a bad channel
+      const n = c.msgs.length;
+      c.send({ type: 'subscribe', id: 'nul', channels: ['a\u0000b'] });
+      const nul = await c.waitFor((m) => c.msgs.indexOf(m) >= n && m.type === 'error', { message: 'an error for a NUL in a channel name' });
+      assert.ok(['invalid_json', 'invalid_channel'].includes(nul.error.code), JSON.stringify(nul));
       const okName = `${'x'.repeat(250)}.y_:@-`;
       assert.equal((await c.subscribe({ id: 'ok', channels: [okName.slice(0, 255)] })).type, 'subscribed');
       // SSE too

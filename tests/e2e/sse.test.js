@@ -66,10 +66,22 @@ describe('/events (SSE)', { timeout: 90000 }, () => {
 
   it('sends ": ping" every heartbeat (--heartbeat 1)', { timeout: 10000 }, async () => {
     const c = await connect(`/events?channels=${uniq('hb')}`);
-    await sleep(2600);
-    const pings = c.comments.filter((x) => x === 'ping').length;
-    assert.ok(pings >= 2 && pings <= 4, `pings in 2.6 s: ${pings}; raw ${JSON.stringify(c.raw)}`);
-    assert.ok(c.raw.includes('\n: ping\n') || c.raw.includes(': ping\n'), 'comment line');
+    const times = [];
+    const t0 = Date.now();
+    const line = c.line.bind(c);
+    c.line = (l) => {
+      if (l === ': ping')
+        times.push(Date.now() - t0);
+      line(l);
+    };
+    await sleep(3600);
+    assert.ok(times.length >= 2 && times.length <= 5, `pings at ${JSON.stringify(times)} ms; raw ${JSON.stringify(c.raw)}`);
+    assert.ok(times[0] <= 2300, `first ping after ${times[0]} ms`);
+    for (let i = 1; i < times.length; i++) {
+      const gap = times[i] - times[i - 1];
+      assert.ok(gap >= 600 && gap <= 1600, `gap between pings ${gap} ms (${JSON.stringify(times)})`);
+    }
+    assert.ok(c.raw.includes('\n: ping\n'), 'a comment line of its own');
   });
 
   it('at most once per event, whatever the channels; patterns and filters in the query', { timeout: 10000 }, async () => {

@@ -58,13 +58,16 @@ function flagArgs(flags) {
  */
 async function startServer(opts = {}) {
   let lastErr;
+  let hangs = 0;
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await pickPort();
     try {
       return await startOn(port, opts);
     } catch (e) {
       lastErr = e;
-      if (!e.retryable)
+      if (e.retryable === 'hang')
+        hangs += 1;
+      if (!e.retryable || hangs > 1)
         throw e;
     }
   }
@@ -91,9 +94,17 @@ async function startOn(port, opts) {
   proc.stdout.on('data', keep);
   proc.stderr.on('data', keep);
   let exit = null;
+  let spawnError = null;
   const exited = new Promise((resolve) => {
     proc.on('exit', (code, signal) => {
       exit = { code, signal };
+      live.delete(proc);
+      resolve(exit);
+    });
+    // e.g. ETXTBSY while `make` relinks the binary: retried with a new port
+    proc.on('error', (e) => {
+      spawnError = e;
+      exit = { code: null, signal: null };
       live.delete(proc);
       resolve(exit);
     });
@@ -102,9 +113,11 @@ async function startOn(port, opts) {
   const deadline = Date.now() + 10000;
   for (;;) {
     if (exit) {
-      const e = new Error(`server exited during startup (code ${exit.code}, signal ${exit.signal}): ` +
-        `${BIN} ${args.join(' ')}\n${log}`);
-      e.retryable = /in use|bind|listen/i.test(log);
+      const e = new Error(`server exited during startup (code ${exit.code}, signal ${exit.signal}` +
+        `${spawnError ? `, ${spawnError.message}` : ''}): ${BIN} ${args.join(' ')}\n${log}`);
+      e.retryable = /in use|bind|listen/i.test(log) || (spawnError && spawnError.code === 'ETXTBSY');
+      if (e.retryable)
+        await sleep(500);
       throw e;
     }
     try {
@@ -114,7 +127,9 @@ async function startOn(port, opts) {
     } catch { /* not up yet */ }
     if (Date.now() > deadline) {
       proc.kill('SIGKILL');
-      throw new Error(`server did not answer /healthz within 10 s: ${args.join(' ')}\n${log}`);
+      const e = new Error(`server did not answer /healthz within 10 s: ${args.join(' ')}\n${log}`);
+      e.retryable = 'hang'; // once: a binary replaced mid-start by a concurrent build has been seen to hang
+      throw e;
     }
     await sleep(25);
   }
