@@ -268,19 +268,7 @@ static int cmd_sub_refresh(cf_ws_t *w, uint32_t id, const json_t *req)
         return fail(w, id, RT_CF_ERR_PERMISSION_DENIED);
     if (sub->expire_at_ms == 0 || token == NULL)
         return RT_CF_DISC_BAD_REQUEST;
-    rt_token_claims_t cl;
-    char err[128];
-    int r = rt_token_verify(cf->server->config->token_secret, token, (int64_t)time(NULL), &cl, err, sizeof(err));
-    int ret = 0;
-    if (r == RT_ERANGE)
-        ret = RT_CF_ERR_TOKEN_EXPIRED;
-    else if (r != 0)
-        ret = RT_CF_ERR_PERMISSION_DENIED;
-    else if (cl.channel == NULL || strcmp(cl.channel, channel) != 0 || strcmp(cl.sub != NULL ? cl.sub : "", cf->user) != 0)
-        ret = RT_CF_DISC_INVALID_TOKEN;
-    else
-        sub->expire_at_ms = cl.exp * 1000;
-    rt_token_claims_free(&cl);
+    int ret = rt__cf_check_sub_token(cf, channel, token, &sub->expire_at_ms);
     if (ret != 0)
         return fail(w, id, ret);
     char res[64];

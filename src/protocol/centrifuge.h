@@ -127,6 +127,8 @@ void rt__cf_init(rt_cf_t *cf, rt_conn_t *c, const rt_cf_transport_t *t, void *tr
  * the token's `channels` claim (a new array of strings, or NULL).
  */
 int rt__cf_authenticate(rt_cf_t *cf, const char *token, json_t **token_channels);
+/** Verifies a subscription token for channel: 0 (with *expire_at_ms set), a Centrifuge error code or a disconnect code. */
+int rt__cf_check_sub_token(rt_cf_t *cf, const char *channel, const char *token, int64_t *expire_at_ms);
 /** Marks cf connected: client id, presence registration. */
 void rt__cf_connected(rt_cf_t *cf);
 /**

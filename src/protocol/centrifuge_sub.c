@@ -163,7 +163,7 @@ void rt__cf_connected(rt_cf_t *cf)
 }
 
 /* Verifies a subscription token for channel. Returns 0 (with *expire_at_ms), an error code or a disconnect code. */
-static int check_sub_token(rt_cf_t *cf, const char *channel, const char *token, int64_t *expire_at_ms)
+int rt__cf_check_sub_token(rt_cf_t *cf, const char *channel, const char *token, int64_t *expire_at_ms)
 {
     const rt_config_t *cfg = cf->server->config;
     if (cfg->token_secret == NULL)
@@ -255,7 +255,7 @@ static int check_subscribe(rt_cf_t *cf, const char *channel, const json_t *req, 
         return RT_CF_ERR_LIMIT_EXCEEDED;
     const char *token = json_string_value(json_object_get(req, "token"));
     if (token != NULL && token[0] != '\0') {
-        int r = check_sub_token(cf, channel, token, expire_at_ms);
+        int r = rt__cf_check_sub_token(cf, channel, token, expire_at_ms);
         if (r != 0)
             return r;
     }
