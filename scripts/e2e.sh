@@ -42,4 +42,6 @@ if [ "${#tests[@]}" -eq 0 ]; then
 fi
 echo "e2e: REALTIME_BIN=$REALTIME_BIN, ${#tests[@]} files"
 # The spec reporter prints each test and node's summary (tests, pass, fail, todo, duration) at the end.
-exec node --test --test-concurrency=1 --test-reporter=spec "${tests[@]}"
+# --test-timeout caps any test that sets no timeout of its own; --test-force-exit ends a file whose tests are
+# done even if a client library left a handle open, so one file cannot hang the suite.
+exec node --test --test-concurrency=1 --test-timeout=120000 --test-force-exit --test-reporter=spec "${tests[@]}"

@@ -129,8 +129,6 @@ static int open_listener(rt_worker_t *w, char *err, size_t errlen)
             close(fd);
         return -1;
     }
-    uv_tcp_init(&w->loop, &w->listener);
-    w->listener.data = w;
     if ((r = uv_tcp_open(&w->listener, fd)) != 0 || (r = uv_listen((uv_stream_t *)&w->listener, 4096, on_connection)) != 0) {
         snprintf(err, errlen, "listen: %s", uv_strerror(r));
         return -1;
@@ -146,6 +144,8 @@ rt_worker_t *rt__worker_new(rt_server_t *s, unsigned index, char *err, size_t er
     rt_list_init(&w->conns);
     rt_list_init(&w->pending_flush);
     uv_loop_init(&w->loop);
+    uv_tcp_init(&w->loop, &w->listener);
+    w->listener.data = w;
     if (open_listener(w, err, errlen) != 0) {
         uv_close((uv_handle_t *)&w->listener, NULL);
         uv_run(&w->loop, UV_RUN_DEFAULT);

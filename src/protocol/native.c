@@ -257,7 +257,9 @@ static int native_on_message(rt_ws_t *ws, void *state, const char *text, size_t 
     json_error_t jerr;
     json_t *msg = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (msg == NULL) {
-        send_error(n, NULL, "invalid_json", "invalid JSON: %s (column %d)", jerr.text, jerr.column);
+        /* jansson's text for a NUL names its own option; say what the client can act on. */
+        const char *why = json_error_code(&jerr) == json_error_null_character ? "\\u0000 is not allowed in strings" : jerr.text;
+        send_error(n, NULL, "invalid_json", "invalid JSON: %s (column %d)", why, jerr.column);
         return 0;
     }
     const json_t *jid = json_object_get(msg, "id"), *jtype = json_object_get(msg, "type");

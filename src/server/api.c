@@ -3,6 +3,12 @@
  *
  * A publish request is validated whole before anything is published (a batch is all or nothing), then its
  * events go to rt_server_publish one by one, in order, so they get consecutive seqs.
+ *
+ * Statuses: 415 unsupported_media_type (not application/json), 400 invalid_json / invalid_event (the
+ * message names the field, "events[3].type: …"), 413 payload_too_large (an event over max_event_bytes),
+ * 413 limit_exceeded (a batch over max_batch: a size limit, like the body's), 503 unavailable with
+ * Retry-After: 1 when the workers' queues are full (a batch stopped part-way lists what was published).
+ * History: unknown channel → {"events":[]}; a `since` id not in history → 404 not_found.
  */
 #include <errno.h>
 #include <stdarg.h>

@@ -77,6 +77,16 @@ int rt_server_run(rt_config_t *config)
     rt__http_init();
 
     rt_server_t *s = rt_mem_calloc(1, sizeof(*s));
+    /* Signal handlers go in before any worker accepts, so a SIGTERM right after the first answer is graceful. */
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    signal_ctx_t sc = {.server = s};
+    uv_signal_init(&loop, &sc.sigint);
+    uv_signal_init(&loop, &sc.sigterm);
+    uv_timer_init(&loop, &sc.deadline);
+    sc.sigint.data = sc.sigterm.data = &sc;
+    uv_signal_start(&sc.sigint, on_signal, SIGINT);
+    uv_signal_start(&sc.sigterm, on_signal, SIGTERM);
     s->config = config;
     s->started_ms = rt_clock_mono_ms();
     rt_history_config_t hc = {.size = config->history_size, .ttl_ms = (int64_t)(config->history_ttl_s * 1000)};
@@ -96,15 +106,6 @@ int rt_server_run(rt_config_t *config)
                 config->mode == RT_MODE_HYBRID ? "hybrid" : config->mode == RT_MODE_WEBSOCKET ? "websocket" : "centrifuge",
                 config->history_size, rt_history_epoch(s->history));
 
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    signal_ctx_t sc = {.server = s};
-    uv_signal_init(&loop, &sc.sigint);
-    uv_signal_init(&loop, &sc.sigterm);
-    uv_timer_init(&loop, &sc.deadline);
-    sc.sigint.data = sc.sigterm.data = &sc;
-    uv_signal_start(&sc.sigint, on_signal, SIGINT);
-    uv_signal_start(&sc.sigterm, on_signal, SIGTERM);
     uv_run(&loop, UV_RUN_DEFAULT);
 
     for (unsigned i = 0; i < s->n_workers; i++)

@@ -64,7 +64,19 @@ describe('shutdown', { timeout: 60000 }, () => {
 
   it('SIGINT on an idle server exits 0', { timeout: 20000 }, async () => {
     const srv = await startServer();
+    await sleep(300); // the start-up race is the next test's subject
     await srv.stop({ signal: 'SIGINT' });
+  });
+
+  it('a signal as soon as /healthz answers still shuts down gracefully (exit 0)', {
+    timeout: 60000,
+  }, async () => {
+    const results = [];
+    for (let i = 0; i < 12; i++) {
+      const srv = await startServer({ workers: 1 });
+      results.push(await srv.stop({ signal: i % 2 ? 'SIGTERM' : 'SIGINT', expectCode: null }));
+    }
+    assert.deepEqual(results.filter((r) => r.code !== 0), [], 'every run exited 0');
   });
 
   it('SIGTERM with a half-sent request and a keep-alive connection still exits 0 promptly', { timeout: 20000 }, async () => {

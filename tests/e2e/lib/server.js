@@ -14,13 +14,21 @@ const BIN = process.env.REALTIME_BIN || path.resolve(__dirname, '../../../build/
 const LOG_KEEP = 256 * 1024;
 const live = new Set();
 
-process.on('exit', () => {
+function killAll() {
   for (const p of live) {
     try {
       p.kill('SIGKILL');
     } catch { /* already gone */ }
   }
-});
+}
+process.on('exit', killAll);
+// The test runner stops a file that overruns with a signal: take its servers along.
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
+  process.once(sig, () => {
+    killAll();
+    process.exit(128 + (sig === 'SIGHUP' ? 1 : sig === 'SIGINT' ? 2 : 15));
+  });
+}
 
 /** True when nothing listens on 127.0.0.1:port (a plain bind without SO_REUSEPORT succeeds). */
 function portFree(port) {

@@ -1,7 +1,7 @@
 /*
  * The WebSocket state machine (src/transport/ws_conn.c) and the native protocol (src/protocol/native.c), driven
- * without sockets: both files are included with the connection layer's functions renamed to the stubs below,
- * which record what would be written and let a test set the clock. The broadcaster and history are real.
+ * without sockets: both files are included on the fake connection layer of tests/harness/fake_conn.h, which
+ * records what would be written and lets a test set the clock. The broadcaster and history are real.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,199 +11,34 @@
 #include <string.h>
 #include <cmocka.h>
 
-#define rt_conn_send test_conn_send
-#define rt_conn_send_copy test_conn_send_copy
-#define rt_conn_close test_conn_close
-#define rt_conn_close_after_flush test_conn_close_after_flush
-#define rt_conn_now test_conn_now
-#define rt_conn_set_kind test_conn_set_kind
-#define rt_conn_server test_conn_server
-#define rt_conn_peer test_conn_peer
-#define rt_http_switch test_http_switch
-#define rt_http_respond test_http_respond
-#define rt_http_respond_error test_http_respond_error
-#define rt__worker_broadcaster test_worker_broadcaster
-
+#define FAKE_CONN_BESIDE_LIBRARY
+#include "../../harness/fake_conn_names.h"
 #include "transport/ws_conn.c"
 #undef LOG_PREFIX
 #include "protocol/native.c"
-
-/* ---- the stubbed connection layer ---- */
-
-static rt_config_t config;
-static rt_server_t server;
-static rt_broadcaster_t *bc;
-static rt_conn_t conn;
-static rt_buf_t out;      /* everything "written" to the peer */
-static size_t out_pos;    /* next unread byte of out */
-static rt_buf_t in;       /* input not yet consumed by the handler */
-static int64_t now_ms;
-static int http_status;   /* last plain HTTP response */
-static char http_extra[128];
-
-int test_conn_send(rt_conn_t *c, rt_bytes_t *b, bool force)
-{
-    if (c->closing || c->close_after_flush)
-        return 0;
-    if (!force && c->queued_bytes + b->len > config.client_queue_bytes)
-        return RT_E2BIG;
-    rt_buf_append(&out, b->data, b->len);
-    c->queued_bytes += b->len; /* nothing drains unless a test says so */
-    return 0;
-}
-
-void test_conn_send_copy(rt_conn_t *c, const void *p, size_t len)
-{
-    rt_bytes_t *b = rt_bytes_new(p, len);
-    test_conn_send(c, b, true);
-    rt_bytes_unref(b);
-}
-
-void test_conn_close(rt_conn_t *c)
-{
-    c->closing = true;
-}
-
-void test_conn_close_after_flush(rt_conn_t *c)
-{
-    if (!c->closing)
-        c->close_after_flush = true;
-}
-
-int64_t test_conn_now(const rt_conn_t *c)
-{
-    return now_ms;
-}
-
-void test_conn_set_kind(rt_conn_t *c, rt_conn_kind_t kind)
-{
-    c->kind = kind;
-}
-
-rt_server_t *test_conn_server(const rt_conn_t *c)
-{
-    return &server;
-}
-
-void test_conn_peer(rt_conn_t *c, char *buf, size_t size)
-{
-    snprintf(buf, size, "test-peer");
-}
-
-void test_http_switch(rt_conn_t *c, const rt_conn_handler_t *handler, void *proto)
-{
-    c->handler = handler;
-    c->proto = proto;
-}
-
-void test_http_respond(rt_conn_t *c, int status, const char *content_type, const char *body, size_t len, const char *extra)
-{
-    http_status = status;
-    snprintf(http_extra, sizeof(http_extra), "%s", extra != NULL ? extra : "");
-}
-
-void test_http_respond_error(rt_conn_t *c, int status, const char *code, const char *fmt, ...)
-{
-    http_status = status;
-}
-
-rt_broadcaster_t *test_worker_broadcaster(rt_worker_t *w)
-{
-    return bc;
-}
-
-static void no_wakeup(void *ctx)
-{
-}
+#include "../../harness/fake_conn.h"
 
 static int setup(void **state)
 {
-    rt_config_defaults(&config);
-    config.loopback = true;
-    memset(&server, 0, sizeof(server));
-    server.config = &config;
-    server.history = rt_history_new(NULL);
-    rt_broadcaster_config_t bcfg = {.wakeup = no_wakeup};
-    bc = rt_broadcaster_new(&bcfg);
-    memset(&conn, 0, sizeof(conn));
-    out.len = in.len = out_pos = 0;
-    now_ms = 1000000;
-    http_status = 0;
+    fake_setup(0);
     return 0;
 }
 
 static int teardown(void **state)
 {
-    if (conn.handler != NULL && conn.handler->on_close != NULL)
-        conn.handler->on_close(&conn); /* what the uv_close callback does */
-    rt_buf_free(&out);
-    rt_buf_free(&in);
-    rt_broadcaster_close(bc);
-    rt_history_free(server.history);
-    rt_config_free(&config);
+    fake_teardown();
     return 0;
 }
 
 /* ---- driving the connection ---- */
 
-/* Offers input the way conn.c does: leftovers are kept and offered again with the next bytes. */
-static void feed(const void *p, size_t len)
-{
-    rt_buf_append(&in, p, len);
-    size_t off = 0;
-    while (off < in.len && !conn.closing && !conn.close_after_flush) {
-        const rt_conn_handler_t *h = conn.handler;
-        ssize_t n = h->on_data(&conn, in.base + off, in.len - off);
-        if (n < 0) {
-            off = in.len;
-            break;
-        }
-        off += (size_t)n;
-        if (n == 0 && conn.handler == h)
-            break;
-    }
-    rt_buf_consume(&in, off);
-}
-
-static const uint8_t mask[4] = {0x37, 0xfa, 0x21, 0x3d};
-
-static void client_frame(int op, int fin, const void *p, size_t len)
-{
-    uint8_t *buf = malloc(rt_ws_client_frame_size(len));
-    size_t n = rt_ws_client_frame(buf, (uint8_t)op, fin, mask, p, len);
-    feed(buf, n);
-    free(buf);
-}
-
-static void client_text(const char *s)
-{
-    client_frame(RT_WS_OP_TEXT, 1, s, strlen(s));
-}
-
 static void open_ws(const char *query)
 {
-    static rt_http_request_t req;
-    memset(&req, 0, sizeof(req));
-    req.method = "GET";
-    req.path = "/ws";
-    req.query = query;
-    req.http_minor = 1;
-    req.upgrade = true;
-    const char *h[][2] = {{"host", "localhost"},
-                          {"upgrade", "websocket"},
-                          {"connection", "keep-alive, Upgrade"},
-                          {"sec-websocket-version", "13"},
-                          {"sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="}};
-    for (size_t i = 0; i < 5; i++)
-        req.headers[req.n_headers++] = (rt_http_header_t){h[i][0], h[i][1], strlen(h[i][1])};
-    rt_native_handle_ws(&conn, &req);
     static const char head[] = "HTTP/1.1 101 Switching Protocols\r\n";
-    assert_true(out.len > sizeof(head));
+    size_t n = fake_ws_open(rt_native_handle_ws, "/ws", query);
+    assert_true(n > sizeof(head));
     assert_memory_equal(out.base, head, sizeof(head) - 1);
-    char *end = memmem(out.base, out.len, "\r\n\r\n", 4);
-    assert_non_null(end);
-    assert_non_null(memmem(out.base, (size_t)(end - out.base), "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n", 50));
-    out_pos = (size_t)(end + 4 - out.base);
+    assert_non_null(memmem(out.base, n, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n", 50));
 }
 
 static rt_ws_t *ws_of(void)
@@ -222,19 +57,18 @@ static sframe_t sf;
 /* The next server frame written, or false when none is left. */
 static bool next_frame(void)
 {
-    if (out_pos == out.len)
+    rt_ws_frame_t f;
+    const char *p = NULL;
+    int r = fake_next_frame(&f, &p);
+    if (r == 0)
         return false;
-    rt_ws_frame_t f = {.require_mask = 0};
-    int h = rt_ws_parse_frame((const uint8_t *)out.base + out_pos, out.len - out_pos, &f);
-    assert_true(h > 0);
+    assert_int_equal(r, 1);
     assert_false(f.masked);
     assert_true(f.fin);
-    assert_true(out.len - out_pos - (size_t)h >= f.payload_len);
     sf.op = f.opcode;
     sf.len = (size_t)f.payload_len;
-    memcpy(sf.payload, out.base + out_pos + h, sf.len);
+    memcpy(sf.payload, p, sf.len);
     sf.payload[sf.len] = '\0';
-    out_pos += (size_t)h + sf.len;
     return true;
 }
 
@@ -296,22 +130,12 @@ static void skip_welcome(void)
     expect_msg("welcome", NULL, NULL);
 }
 
-static void accept_event(rt_event_t *ev, void *ctx)
-{
-    assert_int_equal(rt_broadcaster_broadcast(bc, ev), 0);
-}
-
 /* Appends an event to history and queues it on the broadcaster (not dispatched). Returns it (borrowed). */
 static rt_event_t *publish(const char *id, const char *channel, const char *data_json)
 {
-    rt_event_t *ev, *existing = NULL;
-    char err[128];
-    const char *channels[] = {channel};
-    json_t *data = data_json != NULL ? json_loads(data_json, 0, NULL) : NULL;
-    assert_int_equal(rt_event_new(id, "incident.created", channels, 1, data, &ev, err, sizeof(err)), 0);
-    json_decref(data);
-    assert_int_equal(rt_history_append(server.history, ev, &existing, accept_event, NULL), 0);
-    rt_event_unref(ev); /* history and broadcaster hold theirs */
+    rt_event_t *ev = NULL;
+    assert_int_equal(fake_publish(id, "incident.created", channel, data_json, &ev), 0);
+    assert_int_equal(fake_refused, 0);
     return ev;
 }
 

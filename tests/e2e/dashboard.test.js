@@ -1,0 +1,205 @@
+'use strict';
+// The live dashboard (web/index.html, served at GET /) in a real browser: Debian's Chromium driven by playwright-core
+// (never a downloaded browser). The page connects to /ws and says so, lists published events with their type and
+// severity badge, publishes through its form, narrows its subscription with a filter, and shows /api/stats.
+// A screenshot of the end state goes to build/dashboard.png.
+
+const { describe, it, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const { chromium } = require('playwright-core');
+const { startServer } = require('./lib/server');
+const { publishOk, request, getJson } = require('./lib/http');
+const { uniq, waitFor, withTimeout } = require('./lib/util');
+
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const SCREENSHOT = path.resolve(__dirname, '../../build/dashboard.png');
+const WAIT = 5000; // every wait for the page is bounded by this (or less)
+
+describe('dashboard (GET /) in Chromium', { timeout: 90000 }, () => {
+  let srv;
+  let browser;
+  let page;
+  const frames = []; // every message the page received on /ws, parsed
+  const sent = []; // every message the page sent on /ws, parsed
+  const pageErrors = [];
+  const channel = `incidents.${uniq('INC')}`;
+
+  /** The row of the event with this id, as {type, sev, sevClass, sevColor, channels, data}, or null. */
+  const row = (id) => page.evaluate((eid) => {
+    const li = document.querySelector(`#events li[data-id="${CSS.escape(eid)}"]`);
+    if (!li)
+      return null;
+    const badge = li.querySelector('.type .sev');
+    return {
+      type: li.querySelector('.type').firstChild.textContent,
+      sev: badge ? badge.textContent : null,
+      sevClass: badge ? badge.className : null,
+      sevColor: badge ? getComputedStyle(badge).backgroundColor : null,
+      channels: li.querySelector('.channels').textContent,
+      data: li.querySelector('pre').textContent,
+    };
+  }, id);
+  const waitRow = (id, what) => waitFor(() => row(id), { timeout: WAIT, message: `${what} (${id}) in the event list` });
+  const framesOf = (type) => frames.filter((m) => m.type === type);
+
+  before(async () => {
+    assert.ok(fs.existsSync(CHROMIUM), `no Chromium at ${CHROMIUM}: apt-get install chromium (bash scripts/deps.sh test)`);
+    srv = await startServer();
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      timeout: 30000,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    page.setDefaultTimeout(WAIT);
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    page.on('console', (m) => {
+      if (m.type() === 'error')
+        pageErrors.push(`${m.text()} (${m.location().url})`);
+    });
+    page.on('websocket', (ws) => {
+      if (new URL(ws.url()).pathname === '/ws') {
+        ws.on('framereceived', (f) => frames.push(JSON.parse(f.payload)));
+        ws.on('framesent', (f) => sent.push(JSON.parse(f.payload)));
+      }
+    });
+  });
+
+  after(async () => {
+    if (browser)
+      await withTimeout(browser.close(), 10000, 'closing Chromium').catch(() => browser.process()?.kill('SIGKILL'));
+    if (srv)
+      await srv.stop();
+  });
+
+  it('loads, connects to /ws and says "connected"', { timeout: 20000 }, async () => {
+    const r = await request(srv.port, { path: '/' });
+    assert.equal(r.status, 200);
+    assert.match(r.headers['content-type'], /^text\/html/);
+    assert.match(r.text, /<ul id="events">/, 'the dashboard page, not the built-in fallback');
+
+    await page.goto(`${srv.base}/`, { waitUntil: 'load', timeout: 10000 });
+    assert.equal(await page.title(), 'realtime — live events');
+    await page.waitForFunction(() => /^connected\b/.test(document.getElementById('status').textContent), null,
+      { timeout: WAIT });
+    const status = await page.evaluate(() => ({
+      text: document.getElementById('status').textContent,
+      live: document.getElementById('status').classList.contains('live'),
+    }));
+    const welcome = framesOf('welcome')[0];
+    assert.ok(welcome, 'a welcome frame');
+    assert.equal(status.text, `connected · ${welcome.client_id}`);
+    assert.ok(status.live, 'the status badge is styled live');
+    // the page subscribes on open; events published before that would not be shown
+    await waitFor(() => framesOf('subscribed').length === 1, { timeout: WAIT, message: 'the page\'s subscription' });
+    assert.deepEqual(framesOf('subscribed')[0], { type: 'subscribed', id: 'dashboard',
+      channels: ['incidents', 'incidents.>', 'timeline.>', 'system'] });
+    await page.waitForFunction(() => document.getElementById('message').textContent.startsWith('Subscribed to'));
+  });
+
+  it('an event published with POST /api/events appears with its type and SEV badge', { timeout: 20000 }, async () => {
+    const id = uniq('evt');
+    const data = { id: 'INC-1', severity: 'SEV-1', status: 'open', title: 'Checkout <b>errors</b>' };
+    const pub = await publishOk(srv, { id, type: 'incident.created', channels: [channel], data });
+    const r = await waitRow(id, 'the API-published event');
+    assert.equal(r.type, 'incident.created');
+    assert.equal(r.sev, 'SEV-1');
+    assert.equal(r.sevClass, 'sev sev-SEV-1');
+    assert.equal(r.sevColor, 'rgb(255, 93, 93)', 'the SEV-1 badge is red');
+    assert.ok(r.channels.includes(channel) && r.channels.endsWith(`#${pub.seq}`), r.channels);
+    assert.deepEqual(JSON.parse(r.data), data, 'the data as text (markup not interpreted)');
+    assert.equal(await page.locator('#events b').count(), 0, 'no HTML injected from event data');
+    // newest first
+    assert.equal(await page.locator('#events li').first().getAttribute('data-id'), id);
+  });
+
+  it('publishing through the page\'s form works', { timeout: 20000 }, async () => {
+    const marker = uniq('form');
+    await page.selectOption('#pub-type', 'sla.breach');
+    await page.fill('#pub-channels', `${channel}, timeline.${marker}`);
+    await page.fill('#pub-data', JSON.stringify({ severity: 'SEV-2', marker, minutes: 45 }));
+    const [resp] = await Promise.all([
+      page.waitForResponse((x) => new URL(x.url()).pathname === '/api/events' && x.request().method() === 'POST',
+        { timeout: WAIT }),
+      page.click('#pub-form button[type=submit]'),
+    ]);
+    assert.equal(resp.status(), 200);
+    const j = await resp.json();
+    await page.waitForFunction((t) => document.getElementById('message').textContent === t,
+      `Published ${j.id} (seq ${j.seq})`, { timeout: WAIT });
+    const r = await waitRow(j.id, 'the form-published event');
+    assert.equal(r.type, 'sla.breach');
+    assert.equal(r.sev, 'SEV-2');
+    assert.equal(r.sevColor, 'rgb(255, 169, 77)', 'the SEV-2 badge is orange');
+    assert.deepEqual(JSON.parse(r.data), { severity: 'SEV-2', marker, minutes: 45 });
+    // delivered once, although it names two channels the page subscribes to
+    assert.equal(frames.filter((m) => m.type === 'event' && m.event.id === j.id).length, 1);
+    assert.equal(await page.locator(`#events li[data-id="${j.id}"]`).count(), 1);
+    // and the server stored what the form sent
+    const h = await getJson(srv, `/api/history?channel=timeline.${marker}`);
+    assert.deepEqual(h.events.map((e) => [e.id, e.type, e.data.marker]), [[j.id, 'sla.breach', marker]]);
+  });
+
+  it('a filter subscription ({"severity":"SEV-1"}) hides a SEV-2 event', { timeout: 20000 }, async () => {
+    const subscribedBefore = framesOf('subscribed').length;
+    await page.fill('#filters', '{"severity":"SEV-1"}');
+    await page.click('#sub-form button[type=submit]');
+    await waitFor(() => framesOf('subscribed').length === subscribedBefore + 1,
+      { timeout: WAIT, message: 'the filtered subscription to be confirmed' });
+    assert.equal(framesOf('unsubscribed').length, 1, 'the old subscription was dropped first');
+    assert.equal(framesOf('error').length, 0, JSON.stringify(framesOf('error')));
+
+    const sev2 = uniq('sev2');
+    const sev1 = uniq('sev1');
+    await publishOk(srv, { id: sev2, type: 'incident.updated', channels: [channel], data: { severity: 'SEV-2' } });
+    await publishOk(srv, { id: sev1, type: 'incident.updated', channels: [channel], data: { severity: 'SEV-1' } });
+    // events arrive in seq order, so once the SEV-1 one is shown the SEV-2 one would have been too
+    const r = await waitRow(sev1, 'the SEV-1 event after the filter');
+    assert.equal(r.sev, 'SEV-1');
+    assert.equal(await row(sev2), null, 'the SEV-2 event is not listed');
+    assert.ok(!frames.some((m) => m.type === 'event' && m.event.id === sev2), 'the server did not send the SEV-2 event');
+  });
+
+  it('a filter that is not JSON is reported and keeps the current subscription', { timeout: 20000 }, async () => {
+    const sentBefore = sent.length;
+    await page.fill('#filters', '{"severity":');
+    await page.click('#sub-form button[type=submit]');
+    await page.waitForFunction(() => document.getElementById('message').textContent.startsWith('Filter: '), null,
+      { timeout: WAIT });
+    assert.deepEqual(sent.slice(sentBefore), [], 'nothing sent: no unsubscribe, no subscribe');
+    const id = uniq('still');
+    await publishOk(srv, { id, type: 'incident.updated', channels: [channel], data: { severity: 'SEV-1' } });
+    assert.equal((await waitRow(id, 'an event on the kept subscription')).sev, 'SEV-1');
+  });
+
+  it('shows the server\'s /api/stats, polled', { timeout: 20000 }, async () => {
+    const stats = await getJson(srv, '/api/stats');
+    const shown = await waitFor(async () => {
+      const s = await page.evaluate(() => Object.fromEntries([...document.querySelectorAll('#stats dt')]
+        .map((dt) => [dt.textContent, dt.nextElementSibling.textContent])));
+      return Number(s.published) >= stats.events.published ? s : null; // a poll after our five publishes
+    }, { timeout: WAIT, message: 'the stats panel to show the published count' });
+    assert.equal(Number(shown.published), 5);
+    assert.ok(Number(shown.connections) >= 1 && Number(shown.websocket) >= 1, JSON.stringify(shown));
+    assert.equal(Number(shown.subscriptions), 1);
+    assert.equal(Number(shown.delivered), 4);
+    assert.match(shown.uptime, /^\d+ s$/);
+    assert.equal(await page.locator('#count').textContent(), '4 received');
+  });
+
+  it('renders without script errors (screenshot in build/dashboard.png)', { timeout: 20000 }, async () => {
+    fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
+    await page.screenshot({ path: SCREENSHOT, fullPage: true, timeout: 10000 });
+    assert.ok(fs.statSync(SCREENSHOT).size > 10000, 'a real screenshot');
+    const box = await page.evaluate(() => {
+      const r = (sel) => document.querySelector(sel).getBoundingClientRect().toJSON();
+      return { events: r('#events'), sub: r('#sub-form'), body: document.body.scrollWidth };
+    });
+    assert.ok(box.body <= 1280, `no horizontal overflow (body ${box.body}px wide)`);
+    assert.ok(box.events.left > box.sub.right, 'the event list is beside the forms');
+    assert.deepEqual(pageErrors, []);
+  });
+});
