@@ -49,7 +49,7 @@ typedef bool (*rt_event_pred)(const rt_event_t *ev, void *ctx);
 rt_history_t *rt_history_new(const rt_history_config_t *cfg);
 /** Frees the history and drops its event references. */
 void rt_history_free(rt_history_t *h);
-/** The epoch string (stable for the life of h). */
+/** The epoch string (stable for the life of h, except across rt_history_reset). */
 const char *rt_history_epoch(const rt_history_t *h);
 
 /**
@@ -60,6 +60,26 @@ const char *rt_history_epoch(const rt_history_t *h);
  */
 int rt_history_append(rt_history_t *h, rt_event_t *ev, rt_event_t **existing, void (*on_accept)(rt_event_t *ev, void *ctx),
                       void *ctx);
+
+/**
+ * Appends ev as a replica of an event sequenced elsewhere (the redis broker): it is accepted with the given seq
+ * and per-channel offsets (ev->n_channels values, each >= 1) and kept with at_ms as its append time for the TTL
+ * (0, or a time in the future = now). No idempotency check: the sequencer did it. seq must be above the newest
+ * seq held, else RT_ERANGE and nothing is appended; when it skips seqs (events missed), every event held is
+ * dropped first, so a resume from before the gap is refused instead of silently short. A channel whose offset
+ * does not follow its newest one restarts its stream (new channel epoch). on_accept as in rt_history_append.
+ * Returns 0, RT_ERANGE or RT_EINVAL (an offset of 0).
+ */
+int rt_history_append_at(rt_history_t *h, rt_event_t *ev, uint64_t seq, const uint64_t *offsets, int64_t at_ms,
+                         void (*on_accept)(rt_event_t *ev, void *ctx), void *ctx);
+/**
+ * Drops every event and starts over under a new epoch: `epoch` (at most 8 characters are kept; it must differ from
+ * every epoch this history had, e.g. the broker's new random one), or a random one when NULL. The newest seq is
+ * then 0. rt_history_epoch's string changes in place.
+ */
+void rt_history_reset(rt_history_t *h, const char *epoch);
+/** The event with that id, as a new reference, or NULL when it is not (or no longer) in history. */
+rt_event_t *rt_history_get(rt_history_t *h, const char *id, size_t len);
 
 /** The seq of the newest event appended (0 when none yet). */
 uint64_t rt_history_last_seq(rt_history_t *h);

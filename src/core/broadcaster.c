@@ -63,12 +63,29 @@ rt_broadcaster_t *rt_broadcaster_new(const rt_broadcaster_config_t *config)
 
 static void free_sub(rt_subscription_t *sub)
 {
-    for (size_t i = 0; i < sub->n_channels; i++)
-        free(sub->channels[i]);
-    free(sub->channels);
-    free(sub->entries);
     rt_filter_free(sub->filter);
-    free(sub);
+    free(sub); /* channels and entries live in the same block */
+}
+
+/* One block per subscription: the struct, its index entries, the channel pointers and the names. Idle
+ * connections are mostly their subscriptions, so fewer, smaller allocations matter at 100k connections. */
+static rt_subscription_t *new_sub(const char *const *channels, size_t n)
+{
+    size_t names = 0;
+    for (size_t i = 0; i < n; i++)
+        names += strlen(channels[i]) + 1;
+    size_t size = sizeof(rt_subscription_t) + n * (sizeof(rt_sub_entry_t) + sizeof(char *)) + names;
+    rt_subscription_t *sub = rt_mem_calloc(1, size);
+    sub->n_channels = n;
+    sub->entries = (rt_sub_entry_t *)(sub + 1);
+    sub->channels = (char **)(sub->entries + n);
+    char *p = (char *)(sub->channels + n);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(channels[i]) + 1;
+        sub->channels[i] = memcpy(p, channels[i], len);
+        p += len;
+    }
+    return sub;
 }
 
 rt_subscription_t *rt_broadcaster_subscribe(rt_broadcaster_t *b, rt_client_t *client, const char *const *channels, size_t n,
@@ -79,14 +96,9 @@ rt_subscription_t *rt_broadcaster_subscribe(rt_broadcaster_t *b, rt_client_t *cl
     for (size_t i = 0; i < n; i++)
         if (channels[i] == NULL || !rt_pattern_valid(channels[i], strlen(channels[i])))
             goto Fail;
-    rt_subscription_t *sub = rt_mem_calloc(1, sizeof(*sub));
+    rt_subscription_t *sub = new_sub(channels, n);
     sub->client = client;
     sub->filter = filter;
-    sub->n_channels = n;
-    sub->channels = rt_mem_alloc(n * sizeof(*sub->channels));
-    sub->entries = rt_mem_calloc(n, sizeof(*sub->entries));
-    for (size_t i = 0; i < n; i++)
-        sub->channels[i] = rt_strdup(channels[i]);
 
     pthread_mutex_lock(&b->lock);
     if (b->closing) {

@@ -180,6 +180,20 @@ static int64_t expire(rt_history_t *h)
     return now;
 }
 
+/* The tail of an append, lock held: accepts ev with seq (last_seq already advanced) and stores it. */
+static inline void store(rt_history_t *h, rt_event_t *ev, uint64_t seq, const uint64_t *offsets, int64_t at,
+                         void (*on_accept)(rt_event_t *ev, void *ctx), void *ctx)
+{
+    if (h->count == h->size)
+        evict_oldest(h);
+    rt_event_accept(ev, seq, offsets);
+    *slot_at(h, h->count) = (struct slot){rt_event_ref(ev), at, 0};
+    h->count++;
+    rt_map_put(&h->ids, ev->id, ev->id_len, ev);
+    if (on_accept != NULL)
+        on_accept(ev, ctx);
+}
+
 int rt_history_append(rt_history_t *h, rt_event_t *ev, rt_event_t **existing, void (*on_accept)(rt_event_t *ev, void *ctx),
                       void *ctx)
 {
@@ -206,16 +220,94 @@ int rt_history_append(rt_history_t *h, rt_event_t *ev, rt_event_t **existing, vo
         offsets[i] = ++m->top;
         m->count++;
     }
-    if (h->count == h->size)
-        evict_oldest(h);
-    rt_event_accept(ev, ++h->last_seq, offsets);
-    *slot_at(h, h->count) = (struct slot){rt_event_ref(ev), now, 0};
-    h->count++;
-    rt_map_put(&h->ids, ev->id, ev->id_len, ev);
-    if (on_accept != NULL)
-        on_accept(ev, ctx);
+    store(h, ev, ++h->last_seq, offsets, now, on_accept, ctx);
     pthread_mutex_unlock(&h->mutex);
     return 0;
+}
+
+/* Removes the channel's events from its stream and drops its meta (lock held; the channel has meta). */
+static void remove_channel(rt_history_t *h, const char *channel, size_t len)
+{
+    for (size_t i = 0; i < h->count; i++) {
+        struct slot *s = slot_at(h, i);
+        int idx = rt_event_channel_index(s->ev, channel, len);
+        if (idx >= 0)
+            s->removed |= 1ULL << idx;
+    }
+    drop_meta(h, channel, len);
+}
+
+/*
+ * A replica keeps the sequencer's numbers. A seq gap drops everything held, so the ring keeps consecutive seqs
+ * and a resume across the gap is refused (RT_ERANGE) rather than silently short. A channel offset that does not
+ * follow the channel's top restarts that channel's stream (new epoch), which keeps its kept offsets contiguous.
+ */
+int rt_history_append_at(rt_history_t *h, rt_event_t *ev, uint64_t seq, const uint64_t *offsets, int64_t at_ms,
+                         void (*on_accept)(rt_event_t *ev, void *ctx), void *ctx)
+{
+    assert(ev->json == NULL && ev->n_channels <= RT_EVENT_MAX_CHANNELS);
+    for (size_t i = 0; i < ev->n_channels; i++)
+        if (offsets[i] == 0)
+            return RT_EINVAL;
+    pthread_mutex_lock(&h->mutex);
+    int64_t now = expire(h);
+    if (seq <= h->last_seq) {
+        pthread_mutex_unlock(&h->mutex);
+        return RT_ERANGE;
+    }
+    if (seq != h->last_seq + 1) {
+        while (h->count > 0)
+            evict_oldest(h);
+        h->last_seq = seq - 1;
+    }
+    for (size_t i = 0; i < ev->n_channels; i++) {
+        size_t len = strlen(ev->channels[i]);
+        struct chan_meta *m = rt_map_get(&h->channels, ev->channels[i], len);
+        if (m != NULL && offsets[i] != m->top + 1) {
+            remove_channel(h, ev->channels[i], len);
+            m = NULL;
+        }
+        if (m == NULL) {
+            m = rt_mem_calloc(1, sizeof(*m));
+            m->gen = *bucket_gen(h, ev->channels[i], len);
+            rt_map_put(&h->channels, ev->channels[i], len, m);
+        }
+        m->top = offsets[i];
+        m->count++;
+    }
+    h->last_seq = seq;
+    store(h, ev, seq, offsets, at_ms > 0 && at_ms < now ? at_ms : now, on_accept, ctx);
+    pthread_mutex_unlock(&h->mutex);
+    return 0;
+}
+
+void rt_history_reset(rt_history_t *h, const char *epoch)
+{
+    pthread_mutex_lock(&h->mutex);
+    while (h->count > 0)
+        evict_oldest(h);
+    h->last_seq = 0;
+    /* A new epoch already tells every old position apart: channel generations start again at 0. */
+    memset(h->gens, 0, sizeof(h->gens));
+    if (epoch != NULL) {
+        size_t n = strnlen(epoch, EPOCH_HEX);
+        memcpy(h->epoch, epoch, n);
+        h->epoch[n] = '\0';
+    } else {
+        random_epoch(h->epoch);
+    }
+    pthread_mutex_unlock(&h->mutex);
+}
+
+rt_event_t *rt_history_get(rt_history_t *h, const char *id, size_t len)
+{
+    pthread_mutex_lock(&h->mutex);
+    expire(h);
+    rt_event_t *ev = rt_map_get(&h->ids, id, len);
+    if (ev != NULL)
+        rt_event_ref(ev);
+    pthread_mutex_unlock(&h->mutex);
+    return ev;
 }
 
 uint64_t rt_history_last_seq(rt_history_t *h)
@@ -414,15 +506,8 @@ void rt_history_stream_remove(rt_history_t *h, const char *channel)
     size_t len = strlen(channel);
     pthread_mutex_lock(&h->mutex);
     expire(h);
-    if (rt_map_get(&h->channels, channel, len) != NULL) {
-        for (size_t i = 0; i < h->count; i++) {
-            struct slot *s = slot_at(h, i);
-            int idx = rt_event_channel_index(s->ev, channel, len);
-            if (idx >= 0)
-                s->removed |= 1ULL << idx;
-        }
-        drop_meta(h, channel, len);
-    }
+    if (rt_map_get(&h->channels, channel, len) != NULL)
+        remove_channel(h, channel, len);
     pthread_mutex_unlock(&h->mutex);
 }
 

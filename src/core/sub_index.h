@@ -30,8 +30,8 @@ struct st_rt_subscription_t {
     rt_list_t all_link; /* in the broadcaster's list of every subscription */
     rt_filter_t *filter;
     void *data;
+    uint32_t n_channels;
     bool dead; /* unsubscribed during a fan-out; freed after it */
-    size_t n_channels;
     char **channels;
     rt_sub_entry_t *entries; /* one per channel */
 };

@@ -51,16 +51,16 @@ struct st_rt_conn_t {
     rt_worker_t *worker;
     const rt_conn_handler_t *handler;
     void *proto;              /**< the handler's state */
-    rt_conn_kind_t kind;
     rt_list_t link;           /* in worker->conns */
     rt_list_t flush_link;     /* in worker->pending_flush while output waits */
     rt_buf_t in;              /* unconsumed input carried to the next read */
-    rt_out_t *outq;           /* ring of queued output */
-    uint32_t out_head, out_count, out_cap;
-    uint32_t writing;         /* entries covered by the write in flight */
+    rt_out_t *outq;           /* ring of queued output; released when idle (rt__conn_trim) */
     size_t queued_bytes;
     int64_t deadline_ms;      /**< handler-defined deadline checked in on_tick (0 = none) */
+    uint32_t out_head, out_count, out_cap;
+    rt_conn_kind_t kind;
     bool closing, close_after_flush, write_in_flight, reading_paused;
+    /* Field order keeps the struct at 128 bytes: it is most of what an idle connection costs. */
 };
 
 /**

@@ -28,6 +28,8 @@ struct st_rt_worker_t {
 
 /** Sets up a connection accepted on the worker's listener (conn.c). */
 void rt__conn_accept(rt_worker_t *w);
+/** Releases an idle connection's output ring (conn.c; called from the worker's tick). */
+void rt__conn_trim(rt_conn_t *c);
 /** Writes out every connection's queued output (conn.c). */
 void rt__conn_flush_pending(rt_worker_t *w);
 

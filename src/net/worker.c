@@ -73,6 +73,7 @@ static void on_tick(uv_timer_t *t)
         rt_conn_t *c = RT_STRUCT_FROM_MEMBER(rt_conn_t, link, l);
         if (c->handler->on_tick != NULL)
             c->handler->on_tick(c, now);
+        rt__conn_trim(c);
     }
     /* Pings and timeout closes queued above go out now, not at the next wake-up. */
     rt__conn_flush_pending(w);

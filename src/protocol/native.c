@@ -212,7 +212,7 @@ static void subscribe(native_t *n, rt_native_sub_t *sub)
         goto Done;
     }
     if (n->n_subs == n->cap_subs) {
-        n->cap_subs = n->cap_subs ? n->cap_subs * 2 : 4;
+        n->cap_subs = n->cap_subs ? n->cap_subs * 2 : 1; /* most connections hold one subscription */
         n->subs = rt_mem_realloc(n->subs, n->cap_subs * sizeof(*n->subs));
     }
     n->subs[n->n_subs++] = (native_entry_t){sub->id, s};

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include "realtime/channel.h"
 #include "realtime/error.h"
+#include "broker/broker.h"
 #include "net/worker.h"
 #include "server/api.h"
 #include "util/buf.h"
@@ -302,9 +303,11 @@ void rt__api_healthz(rt_conn_t *c, rt_http_request_t *req)
 void rt__api_readyz(rt_conn_t *c, rt_http_request_t *req)
 {
     static const char body[] = "{\"status\":\"ready\"}";
-    /* TODO(broker): with the redis broker, also 503 while Redis is unreachable. */
-    if (atomic_load(&rt_conn_server(c)->stopping))
+    rt_server_t *s = rt_conn_server(c);
+    if (atomic_load(&s->stopping))
         rt__api_error(c, 503, "unavailable", NULL, "server is shutting down");
+    else if (!rt_server_ready(s))
+        rt__api_error(c, 503, "unavailable", "Retry-After: 1\r\n", "broker %s unreachable", s->broker->ops->name);
     else
         rt_http_respond(c, 200, "application/json", body, sizeof(body) - 1, NULL);
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <uv.h>
 #include "realtime/error.h"
+#include "broker/broker.h"
 #include "net/worker.h"
 #include "server/server.h"
 #include "util/clock.h"
@@ -12,28 +13,15 @@
 #define LOG_PREFIX "server"
 #include "util/log.h"
 
-/* Runs under the history lock, so every worker receives events in seq order. */
-static void hand_to_workers(rt_event_t *ev, void *ctx)
-{
-    rt_server_t *s = ctx;
-    for (unsigned i = 0; i < s->n_workers; i++) {
-        if (rt_broadcaster_broadcast(rt__worker_broadcaster(s->workers[i]), ev) != 0) {
-            atomic_fetch_add_explicit(&s->stats.dropped, 1, memory_order_relaxed);
-            RT_LOG_WARN("worker %u queue full: event %s not delivered there", i, ev->id);
-        }
-    }
-}
-
+/* The broker orders events and hands them to the workers (src/broker/memory.c is the single-node path). */
 int rt_server_publish(rt_server_t *s, rt_event_t *ev, rt_event_t **existing)
 {
-    /* Refuse up front while any worker's queue is nearly full, so a publish is delivered everywhere or nowhere. */
-    for (unsigned i = 0; i < s->n_workers; i++)
-        if (rt__worker_queue_full(s->workers[i]))
-            return RT_EAGAIN;
-    int r = rt_history_append(s->history, ev, existing, hand_to_workers, s);
-    if (r == 0)
-        atomic_fetch_add_explicit(&s->stats.published, 1, memory_order_relaxed);
-    return r;
+    return s->broker->ops->publish(s->broker, ev, existing);
+}
+
+bool rt_server_ready(rt_server_t *s)
+{
+    return !atomic_load(&s->stopping) && s->broker->ops->ready(s->broker);
 }
 
 typedef struct st_signal_ctx_t {
@@ -100,16 +88,33 @@ int rt_server_run(rt_config_t *config)
         }
         s->n_workers++;
     }
+    if (config->broker != NULL && strcmp(config->broker, "redis") == 0) {
+        if ((s->broker = rt__broker_redis_new(s, err, sizeof(err))) == NULL) {
+            RT_LOG_ERR("%s", err);
+            return 1;
+        }
+    } else {
+        s->broker = rt__broker_memory_new(s);
+    }
     for (unsigned i = 0; i < s->n_workers; i++)
         rt__worker_start(s->workers[i]);
-    RT_LOG_INFO("listening on %s:%d (%u workers, mode %s, history %zu events, epoch %s)", config->host, config->port, s->n_workers,
+    /* After the workers run: a broker may deliver events (a replica's backfill) as soon as it starts. */
+    if (s->broker->ops->start(s->broker) != 0) {
+        RT_LOG_ERR("broker %s failed to start", s->broker->ops->name);
+        return 1;
+    }
+    RT_LOG_INFO("listening on %s:%d (%u workers, mode %s, broker %s, history %zu events, epoch %s)", config->host, config->port,
+                s->n_workers,
                 config->mode == RT_MODE_HYBRID ? "hybrid" : config->mode == RT_MODE_WEBSOCKET ? "websocket" : "centrifuge",
-                config->history_size, rt_history_epoch(s->history));
+                s->broker->ops->name, config->history_size, rt_history_epoch(s->history));
 
     uv_run(&loop, UV_RUN_DEFAULT);
 
+    /* No new events while the workers drain; publishes still in flight answer 503. */
+    s->broker->ops->stop(s->broker);
     for (unsigned i = 0; i < s->n_workers; i++)
         rt__worker_join(s->workers[i]);
+    s->broker->ops->free(s->broker);
     uv_close((uv_handle_t *)&sc.deadline, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);

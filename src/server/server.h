@@ -14,6 +14,7 @@
 #include "server/config.h"
 
 typedef struct st_rt_server_t rt_server_t;
+typedef struct st_rt_broker_t rt_broker_t;
 
 /** Counters shared by all workers (relaxed atomics). */
 typedef struct st_rt_server_stats_t {
@@ -26,6 +27,7 @@ typedef struct st_rt_server_stats_t {
 struct st_rt_server_t {
     rt_config_t *config;
     rt_history_t *history;
+    rt_broker_t *broker; /**< sequences published events and feeds history and workers (src/broker/broker.h) */
     rt_worker_t **workers;
     unsigned n_workers;
     rt_server_stats_t stats;
@@ -34,11 +36,16 @@ struct st_rt_server_t {
 };
 
 /**
- * Publishes an accepted-to-be event: appends it to history (seq, offsets) and hands it to every worker, in
- * seq order. Returns 0; RT_EEXIST with *existing (a reference) when the id is still in history (idempotent
- * re-publish: nothing delivered again); RT_EAGAIN when the workers' queues are full (nothing published).
+ * Publishes an accepted-to-be event through the broker: it is sequenced (seq, offsets; ev is accepted), appended
+ * to history and handed to every worker, in seq order. Returns 0; RT_EEXIST with *existing (a reference) when the
+ * id is still in history (idempotent re-publish: nothing delivered again); RT_EAGAIN when the event cannot be taken
+ * now: the workers' queues are full, or the redis broker is unreachable (nothing published). Any worker thread;
+ * with the redis broker it blocks for one Redis round trip.
  */
 int rt_server_publish(rt_server_t *s, rt_event_t *ev, rt_event_t **existing);
+
+/** Readiness for /readyz: not shutting down, and the broker can publish and deliver (Redis reachable). Any thread. */
+bool rt_server_ready(rt_server_t *s);
 
 /** Runs the server until SIGTERM/SIGINT and a graceful shutdown; returns the process exit code. */
 int rt_server_run(rt_config_t *config);

@@ -524,6 +524,117 @@ static void test_concurrent_appends(void **state)
     rt_history_free(h);
 }
 
+/* Replica appends (rt_history_append_at): the sequencer's seq and offsets are kept; a seq gap drops what is held. */
+static int seen_seqs[16], n_seen;
+
+static void note_seq(rt_event_t *ev, void *ctx)
+{
+    seen_seqs[n_seen++] = (int)ev->seq;
+}
+
+static void append_at_ok(rt_history_t *h, const char *id, const char *channels, uint64_t seq, const uint64_t *offsets,
+                         int64_t at)
+{
+    rt_event_t *ev = make(id, channels);
+    assert_int_equal(rt_history_append_at(h, ev, seq, offsets, at, note_seq, NULL), 0);
+    assert_int_equal(ev->seq, seq);
+    rt_event_unref(ev);
+}
+
+static void test_append_at(void **state)
+{
+    struct fake_clock clk = {1000000};
+    rt_history_config_t cfg = {.size = 10, .ttl_ms = 1000, .clock = fake_now, .clock_ctx = &clk};
+    rt_history_t *h = rt_history_new(&cfg);
+    n_seen = 0;
+    /* A replica starts wherever the stream is: seq 41, channel offsets 7 and 3. */
+    append_at_ok(h, "a", "x,y", 41, (const uint64_t[]){7, 3}, 0);
+    append_at_ok(h, "b", "x", 42, (const uint64_t[]){8}, 0);
+    assert_int_equal(rt_history_last_seq(h), 42);
+    assert_int_equal(n_seen, 2);
+    assert_int_equal(seen_seqs[0], 41);
+    rt_event_list_t list;
+    assert_int_equal(rt_history_after_id(h, "a", 0, NULL, NULL, &list), 0);
+    EXPECT_SEQS(&list, 42);
+    rt_stream_pos_t pos;
+    rt_history_stream_top(h, "x", &pos);
+    assert_int_equal(pos.offset, 8);
+    char epoch_x[sizeof(pos.epoch)];
+    strcpy(epoch_x, pos.epoch);
+    pos.offset = 6;
+    assert_int_equal(rt_history_stream_since(h, "x", &pos, 0, &list), 0);
+    EXPECT_SEQS(&list, 41, 42);
+    pos.offset = 5; /* offset 6 was never held: a gap */
+    assert_int_equal(rt_history_stream_since(h, "x", &pos, 0, &list), RT_ERANGE);
+    rt_event_t *got = rt_history_get(h, "b", 1);
+    assert_non_null(got);
+    assert_int_equal(got->seq, 42);
+    rt_event_unref(got);
+    assert_null(rt_history_get(h, "zz", 2));
+
+    /* Old or repeated seqs are refused, and so is an offset of 0. */
+    rt_event_t *ev = make("c", "x");
+    assert_int_equal(rt_history_append_at(h, ev, 42, (const uint64_t[]){9}, 0, note_seq, NULL), RT_ERANGE);
+    assert_int_equal(rt_history_append_at(h, ev, 43, (const uint64_t[]){0}, 0, note_seq, NULL), RT_EINVAL);
+    rt_event_unref(ev);
+    assert_int_equal(n_seen, 2);
+
+    /* A channel offset that skips restarts that channel's stream under a new epoch; y is untouched. */
+    append_at_ok(h, "c", "x", 43, (const uint64_t[]){20}, 0);
+    rt_history_stream_top(h, "x", &pos);
+    assert_int_equal(pos.offset, 20);
+    assert_string_not_equal(pos.epoch, epoch_x);
+    assert_int_equal(rt_history_last(h, "x", 10, &list), 0);
+    EXPECT_SEQS(&list, 43);
+    assert_int_equal(rt_history_last(h, "y", 10, &list), 0);
+    EXPECT_SEQS(&list, 41);
+
+    /* A seq gap drops everything held: resuming from before it is refused, never silently short. */
+    append_at_ok(h, "d", "y", 50, (const uint64_t[]){9}, 0);
+    assert_int_equal(rt_history_count(h), 1);
+    assert_int_equal(rt_history_after_id(h, "c", 0, NULL, NULL, &list), RT_ERANGE);
+    assert_int_equal(rt_history_after_seq(h, 43, NULL, NULL, &list), RT_ERANGE);
+    assert_int_equal(rt_history_after_seq(h, 49, NULL, NULL, &list), 0);
+    EXPECT_SEQS(&list, 50);
+
+    /* at_ms is the event's time for the TTL: an event stamped 900 ms ago expires 100 ms later. */
+    append_at_ok(h, "e", "y", 60, (const uint64_t[]){10}, clk.now - 900);
+    clk.now += 100;
+    assert_int_equal(rt_history_count(h), 1);
+    clk.now += 1;
+    assert_null(rt_history_get(h, "e", 1));
+    assert_int_equal(rt_history_count(h), 0);
+    rt_history_free(h);
+}
+
+static void test_reset(void **state)
+{
+    rt_history_t *h = rt_history_new(NULL);
+    add(h, "a", "x");
+    add(h, "b", "x");
+    rt_stream_pos_t pos;
+    rt_history_stream_top(h, "x", &pos);
+    assert_int_equal(pos.offset, 2);
+    rt_history_reset(h, "feedbeef-and-more");
+    assert_string_equal(rt_history_epoch(h), "feedbeef");
+    assert_int_equal(rt_history_count(h), 0);
+    assert_int_equal(rt_history_last_seq(h), 0);
+    assert_null(rt_history_get(h, "a", 1));
+    rt_stream_pos_t now;
+    rt_history_stream_top(h, "x", &now);
+    assert_int_equal(now.offset, 0);
+    assert_string_equal(now.epoch, "feedbeef");
+    /* A position from before the reset is stale, not a gap-free resume. */
+    rt_event_list_t list;
+    assert_int_equal(rt_history_stream_since(h, "x", &pos, 0, &list), RT_ESTALE);
+    rt_event_t *ev = add(h, "a", "x");
+    assert_int_equal(ev->seq, 1);
+    rt_history_reset(h, NULL);
+    assert_string_not_equal(rt_history_epoch(h), "feedbeef");
+    assert_int_equal(strlen(rt_history_epoch(h)), 8);
+    rt_history_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -531,6 +642,7 @@ int main(void)
         cmocka_unit_test(test_idempotent_append),  cmocka_unit_test(test_after_id),      cmocka_unit_test(test_channel_offsets),
         cmocka_unit_test(test_stream_since),       cmocka_unit_test(test_epoch_renewal), cmocka_unit_test(test_last),
         cmocka_unit_test(test_stream_read),        cmocka_unit_test(test_stream_remove), cmocka_unit_test(test_concurrent_appends),
+        cmocka_unit_test(test_append_at),          cmocka_unit_test(test_reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
