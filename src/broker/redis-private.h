@@ -37,6 +37,7 @@ typedef struct st_rt__redis_url_t {
     char host[256];  /**< TCP host, or "" for a unix socket */
     int port;        /**< default 6379 */
     char path[256];  /**< unix socket path ("unix:///path") */
+    char user[128];  /**< ACL user ("AUTH user password"), or "" */
     char password[256];
     int db;          /**< SELECT db when > 0 */
 } rt__redis_url_t;

@@ -40,6 +40,12 @@ int64_t rt_conn_now(const rt_conn_t *c)
     return (int64_t)uv_now(&c->worker->loop);
 }
 
+void rt_conn_count_delivered(rt_conn_t *c, unsigned n)
+{
+    _Atomic uint64_t *d = &c->worker->delivered;
+    atomic_store_explicit(d, atomic_load_explicit(d, memory_order_relaxed) + n, memory_order_relaxed);
+}
+
 void rt_conn_set_kind(rt_conn_t *c, rt_conn_kind_t kind)
 {
     atomic_fetch_sub_explicit(&stats_of(c)->connections[c->kind], 1, memory_order_relaxed);

@@ -81,6 +81,11 @@ void rt_conn_pause_reading(rt_conn_t *c, bool pause);
 int64_t rt_conn_now(const rt_conn_t *c);
 /** Writes the peer's "ip:port" into buf (for logs; a syscall, so not on hot paths). */
 void rt_conn_peer(rt_conn_t *c, char *buf, size_t size);
+/**
+ * Counts n events delivered to this connection. A per-worker counter with a single writer, so the hot path
+ * pays no contended atomic (summed by rt__worker_delivered for /api/stats).
+ */
+void rt_conn_count_delivered(rt_conn_t *c, unsigned n);
 /** Sets the connection kind (updates the worker's connection counts). */
 void rt_conn_set_kind(rt_conn_t *c, rt_conn_kind_t kind);
 

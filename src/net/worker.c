@@ -193,6 +193,10 @@ void rt__worker_join(rt_worker_t *w)
     pthread_join(w->thread, NULL);
     rt_broadcaster_close(w->broadcaster);
     uv_loop_close(&w->loop);
+}
+
+void rt__worker_free(rt_worker_t *w)
+{
     free(w);
 }
 
@@ -216,4 +220,9 @@ size_t rt__worker_queued(rt_worker_t *w)
 bool rt__worker_queue_full(rt_worker_t *w)
 {
     return rt__worker_queued(w) + 1 >= w->queue_cap;
+}
+
+uint64_t rt__worker_delivered(rt_worker_t *w)
+{
+    return atomic_load_explicit(&w->delivered, memory_order_relaxed);
 }

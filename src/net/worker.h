@@ -19,14 +19,18 @@ rt_worker_t *rt__worker_new(rt_server_t *s, unsigned index, char *err, size_t er
 int rt__worker_start(rt_worker_t *w);
 /** Asks the worker to shut down gracefully (any thread). */
 void rt__worker_stop(rt_worker_t *w);
-/** Waits for the worker thread to end and frees it. */
+/** Waits for the worker thread to end (its counters stay readable until rt__worker_free). */
 void rt__worker_join(rt_worker_t *w);
+/** Frees a joined worker. */
+void rt__worker_free(rt_worker_t *w);
 /** The worker's broadcaster (its subscription index). */
 rt_broadcaster_t *rt__worker_broadcaster(rt_worker_t *w);
 /** The server of a worker. */
 rt_server_t *rt__worker_server(rt_worker_t *w);
 /** Number of events waiting in the worker's queue. */
 size_t rt__worker_queued(rt_worker_t *w);
+/** Events delivered to the worker's connections so far (any thread). */
+uint64_t rt__worker_delivered(rt_worker_t *w);
 /** True when the worker's queue has no room for another event. */
 bool rt__worker_queue_full(rt_worker_t *w);
 

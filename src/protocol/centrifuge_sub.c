@@ -90,7 +90,7 @@ static int client_send(rt_client_t *client, rt_event_t *ev, rt_subscription_t *s
         return 0; /* the connection is ending; its close removes the client */
     if (r != 0)
         return r;
-    atomic_fetch_add_explicit(&cf->server->stats.delivered, 1, memory_order_relaxed);
+    rt_conn_count_delivered(cf->conn, 1);
     return 0;
 }
 

@@ -117,7 +117,7 @@ static int client_send(rt_client_t *client, rt_event_t *ev, rt_subscription_t *s
     if (r != 0)
         return r; /* slow consumer, already counted and being closed: the broadcaster drops the client */
     n->watermark = ev->seq;
-    atomic_fetch_add_explicit(&n->server->stats.delivered, 1, memory_order_relaxed);
+    rt_conn_count_delivered(rt_ws_conn(n->ws), 1);
     return 0;
 }
 
@@ -156,7 +156,7 @@ static void send_replay(native_t *n, const char *id, const rt_event_list_t *repl
         if (r != 0)
             return;
         n->watermark = ev->seq;
-        atomic_fetch_add_explicit(&n->server->stats.delivered, 1, memory_order_relaxed);
+        rt_conn_count_delivered(rt_ws_conn(n->ws), 1);
         atomic_fetch_add_explicit(&n->server->stats.replayed, 1, memory_order_relaxed);
     }
 }

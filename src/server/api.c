@@ -265,7 +265,7 @@ void rt__stats_snapshot(rt_server_t *s, rt_stats_snapshot_t *out)
         out->worker_queued += bs.queued;
     }
     out->published = atomic_load_explicit(&st->published, memory_order_relaxed);
-    out->delivered = atomic_load_explicit(&st->delivered, memory_order_relaxed);
+    out->delivered = rt_server_delivered(s);
     out->dropped = atomic_load_explicit(&st->dropped, memory_order_relaxed);
     out->replayed = atomic_load_explicit(&st->replayed, memory_order_relaxed);
     out->slow_disconnects = atomic_load_explicit(&st->slow_disconnects, memory_order_relaxed);

@@ -55,6 +55,14 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_unref((uv_handle_t *)&sc->deadline);
 }
 
+uint64_t rt_server_delivered(rt_server_t *s)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < s->n_workers; i++)
+        n += rt__worker_delivered(s->workers[i]);
+    return n;
+}
+
 int rt_server_run(rt_config_t *config)
 {
     static const char *levels[] = {"error", "warn", "info", "debug"};
@@ -119,7 +127,9 @@ int rt_server_run(rt_config_t *config)
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     RT_LOG_INFO("stopped: %llu events published, %llu delivered", (unsigned long long)atomic_load(&s->stats.published),
-                (unsigned long long)atomic_load(&s->stats.delivered));
+                (unsigned long long)rt_server_delivered(s));
+    for (unsigned i = 0; i < s->n_workers; i++)
+        rt__worker_free(s->workers[i]);
     rt_history_free(s->history);
     free(s->workers);
     free(s);

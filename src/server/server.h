@@ -18,7 +18,7 @@ typedef struct st_rt_broker_t rt_broker_t;
 
 /** Counters shared by all workers (relaxed atomics). */
 typedef struct st_rt_server_stats_t {
-    atomic_uint_fast64_t published, delivered, dropped, slow_disconnects, send_failures, replayed;
+    atomic_uint_fast64_t published, dropped, slow_disconnects, send_failures, replayed;
     atomic_int_fast64_t connections[RT_CONN_KINDS];
     atomic_int_fast64_t subscriptions;
     atomic_int_fast64_t queued_bytes;
@@ -46,6 +46,9 @@ int rt_server_publish(rt_server_t *s, rt_event_t *ev, rt_event_t **existing);
 
 /** Readiness for /readyz: not shutting down, and the broker can publish and deliver (Redis reachable). Any thread. */
 bool rt_server_ready(rt_server_t *s);
+
+/** Events delivered to clients so far, summed over the workers. */
+uint64_t rt_server_delivered(rt_server_t *s);
 
 /** Runs the server until SIGTERM/SIGINT and a graceful shutdown; returns the process exit code. */
 int rt_server_run(rt_config_t *config);

@@ -63,7 +63,7 @@ static int send_event(sse_t *s, rt_event_t *ev)
     if (r != 0)
         return r;
     s->watermark = ev->seq;
-    atomic_fetch_add_explicit(&s->server->stats.delivered, 1, memory_order_relaxed);
+    rt_conn_count_delivered(s->conn, 1);
     return 0;
 }
 

@@ -81,6 +81,14 @@ void rt_conn_set_kind(rt_conn_t *c, rt_conn_kind_t kind)
     c->kind = kind;
 }
 
+/* Deliveries counted by the handlers under test (the real counter is per worker). */
+static uint64_t fake_delivered;
+
+void rt_conn_count_delivered(rt_conn_t *c, unsigned n)
+{
+    fake_delivered += n;
+}
+
 rt_server_t *rt_conn_server(const rt_conn_t *c)
 {
     return &server;
@@ -132,6 +140,7 @@ static inline void fake_setup(size_t history_size)
     rt_config_defaults(&config);
     config.loopback = true;
     memset(&server, 0, sizeof(server));
+    fake_delivered = 0;
     server.config = &config;
     rt_history_config_t hc = {.size = history_size};
     server.history = rt_history_new(&hc);

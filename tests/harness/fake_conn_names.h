@@ -24,6 +24,7 @@
 #define rt_conn_close_after_flush fake_conn_close_after_flush
 #define rt_conn_now fake_conn_now
 #define rt_conn_set_kind fake_conn_set_kind
+#define rt_conn_count_delivered fake_conn_count_delivered
 #define rt_conn_server fake_conn_server
 #define rt_conn_peer fake_conn_peer
 #define rt__worker_broadcaster fake_worker_broadcaster

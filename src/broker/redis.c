@@ -1,0 +1,650 @@
+/*
+ * The redis broker: Redis sequences events and keeps the durable stream; every node replicates it.
+ *
+ * Publishing (any worker thread): one EVALSHA of the publish script (redis_script.c) on a blocking connection
+ * taken from a pool (one per concurrent publisher, created lazily; a loopback round trip is ~100 us), which
+ * returns the seq and offsets. The publisher then waits, bounded, until its own node has applied that seq, so a
+ * client reading history from the node it just published to sees the event (read-your-writes).
+ *
+ * Delivery (one subscriber thread per node, the publisher's node included): SUBSCRIBE to the fan-out channel
+ * first, then backfill from the stream (XRANGE from the next seq) while the fan-out messages wait in the socket,
+ * then read them, skipping the seqs the backfill already applied. Each event is parsed, appended to the local
+ * history with Redis's seq and offsets (rt_history_append_at) and handed to the workers under the history lock,
+ * exactly like the memory broker. A gap in the fan-out is filled from the stream; a message from another epoch
+ * (Redis lost its data and a new epoch was made) resets the local history to it. Any error drops both
+ * connections, marks the broker not ready (/readyz 503, publishes 503) and reconnects with backoff.
+ *
+ * Bounds: every blocking call has a timeout (connect 500 ms, commands 1 s); a fan-out message or stream entry is
+ * at most max_event_bytes plus its header; the backfill reads pages of BACKFILL_PAGE entries; "ids" and "idq" hold
+ * at most history_size entries and the stream about history_size (MAXLEN ~).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+#include <hiredis/hiredis.h>
+#include <openssl/evp.h>
+#include "realtime/error.h"
+#include "broker/broker.h"
+#include "broker/redis-private.h"
+#include "net/worker.h"
+#include "server/server.h"
+#include "util/clock.h"
+#include "util/mem.h"
+
+#define LOG_PREFIX "broker:redis"
+#include "util/log.h"
+
+#define CONNECT_TIMEOUT_MS 500
+#define COMMAND_TIMEOUT_MS 1000
+#define APPLY_WAIT_MS 1000
+#define IDLE_CHECK_MS 1000
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 2000
+#define BACKFILL_PAGE 100
+
+enum { K_EPOCH, K_SEQ, K_OFFSETS, K_STREAM, K_IDS, K_IDQ, K_COUNT };
+static const char *const key_names[K_COUNT] = {"epoch", "seq", "offsets", "stream", "ids", "idq"};
+
+typedef struct st_pooled_t {
+    redisContext *c;
+    struct st_pooled_t *next;
+} pooled_t;
+
+typedef struct st_redis_broker_t {
+    rt_broker_t super;
+    rt__redis_url_t url;
+    char keys[K_COUNT][32];
+    char fanout[32];
+    char sha[41];
+    char ttl_ms[24], size[24];
+    size_t max_msg;
+    pthread_mutex_t pool_mutex;
+    pooled_t *pool;
+    pthread_t thread;
+    bool thread_started;
+    int wake_fd;
+    atomic_bool stopping, ready;
+    /* The replica's position: written by the subscriber thread under mutex, awaited by publishers. */
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    char epoch[RT__REDIS_EPOCH_MAX + 1];
+    uint64_t applied;
+    char last_error[128]; /* subscriber thread only: the last connection error, logged once per change */
+} redis_broker_t;
+
+static void random_hex(char *out, size_t n)
+{
+    unsigned char r[16];
+    if (getrandom(r, n / 2, 0) != (ssize_t)(n / 2)) {
+        uint64_t x = (uint64_t)rt_clock_wall_ms() * 6364136223846793005ULL ^ (uint64_t)getpid();
+        memcpy(r, &x, n / 2 < 8 ? n / 2 : 8);
+    }
+    for (size_t i = 0; i < n / 2; i++) {
+        out[2 * i] = "0123456789abcdef"[r[i] >> 4];
+        out[2 * i + 1] = "0123456789abcdef"[r[i] & 15];
+    }
+    out[n] = '\0';
+}
+
+static redisReply *command(redisContext *c, int argc, const char **argv, const size_t *lens)
+{
+    return redisCommandArgv(c, argc, argv, lens);
+}
+
+/* Connects, with timeouts on connect and on every later call, then AUTH and SELECT as the URL says. */
+static redisContext *connect_redis(redis_broker_t *r, char *err, size_t errlen)
+{
+    struct timeval ct = {0, CONNECT_TIMEOUT_MS * 1000}, tv = {COMMAND_TIMEOUT_MS / 1000, (COMMAND_TIMEOUT_MS % 1000) * 1000};
+    redisContext *c = r->url.path[0] != '\0' ? redisConnectUnixWithTimeout(r->url.path, ct)
+                                             : redisConnectWithTimeout(r->url.host, r->url.port, ct);
+    if (c == NULL) {
+        snprintf(err, errlen, "cannot allocate a redis context");
+        return NULL;
+    }
+    if (c->err != 0 || redisSetTimeout(c, tv) != REDIS_OK) {
+        snprintf(err, errlen, "%s", c->errstr);
+        redisFree(c);
+        return NULL;
+    }
+    if (r->url.path[0] == '\0')
+        redisEnableKeepAlive(c);
+    char db[16];
+    snprintf(db, sizeof(db), "%d", r->url.db);
+    const char *auth[] = {"AUTH", r->url.user, r->url.password}, *select[] = {"SELECT", db};
+    for (int step = 0; step < 2; step++) {
+        redisReply *rep = NULL;
+        if (step == 0 && r->url.password[0] != '\0')
+            rep = r->url.user[0] != '\0' ? command(c, 3, auth, NULL) : command(c, 2, (const char *[]){"AUTH", r->url.password}, NULL);
+        else if (step == 1 && r->url.db > 0)
+            rep = command(c, 2, select, NULL);
+        else
+            continue;
+        if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
+            snprintf(err, errlen, "%s: %s", step == 0 ? "AUTH" : "SELECT", rep != NULL ? rep->str : c->errstr);
+            if (rep != NULL)
+                freeReplyObject(rep);
+            redisFree(c);
+            return NULL;
+        }
+        freeReplyObject(rep);
+    }
+    return c;
+}
+
+/* Runs a script with the broker's keys and extra ARGV after the candidate epoch and seq floor. */
+static redisReply *run_script(redis_broker_t *r, redisContext *c, const char *script, const char *sha, int n_extra,
+                              const char **extra, const size_t *extra_lens)
+{
+    const char *argv[3 + K_COUNT + 2 + 9 + RT_EVENT_MAX_CHANNELS];
+    size_t lens[sizeof(argv) / sizeof(argv[0])];
+    char epoch[9], floor[24];
+    random_hex(epoch, 8);
+    pthread_mutex_lock(&r->mutex);
+    snprintf(floor, sizeof(floor), "%llu", (unsigned long long)r->applied);
+    pthread_mutex_unlock(&r->mutex);
+    int n = 0;
+    argv[n++] = sha != NULL ? "EVALSHA" : "EVAL";
+    argv[n++] = sha != NULL ? sha : script;
+    argv[n++] = "6";
+    for (int i = 0; i < K_COUNT; i++)
+        argv[n++] = r->keys[i];
+    argv[n++] = epoch;
+    argv[n++] = floor;
+    for (int i = 0; i < n; i++)
+        lens[i] = strlen(argv[i]);
+    for (int i = 0; i < n_extra; i++, n++) {
+        argv[n] = extra[i];
+        lens[n] = extra_lens[i];
+    }
+    redisReply *rep = command(c, n, argv, lens);
+    if (sha != NULL && rep != NULL && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0) {
+        /* Redis restarted or flushed its script cache: EVAL sends the text and caches it again. */
+        freeReplyObject(rep);
+        argv[0] = "EVAL";
+        argv[1] = script;
+        lens[0] = 4;
+        lens[1] = strlen(script);
+        rep = command(c, n, argv, lens);
+    }
+    return rep;
+}
+
+/* ---- publishing (worker threads) ---- */
+
+/* A pooled connection (*reused = true) or a new one; NULL when Redis cannot be reached. */
+static pooled_t *pool_get(redis_broker_t *r, bool fresh, bool *reused)
+{
+    pooled_t *p = NULL;
+    if (!fresh) {
+        pthread_mutex_lock(&r->pool_mutex);
+        if ((p = r->pool) != NULL)
+            r->pool = p->next;
+        pthread_mutex_unlock(&r->pool_mutex);
+    }
+    if ((*reused = p != NULL))
+        return p;
+    char err[256];
+    redisContext *c = connect_redis(r, err, sizeof(err));
+    if (c == NULL) {
+        RT_LOG_WARN("publish: cannot connect: %s", err);
+        return NULL;
+    }
+    p = rt_mem_alloc(sizeof(*p));
+    p->c = c;
+    return p;
+}
+
+static void pool_put(redis_broker_t *r, pooled_t *p, bool broken)
+{
+    if (broken) {
+        redisFree(p->c);
+        free(p);
+        return;
+    }
+    pthread_mutex_lock(&r->pool_mutex);
+    p->next = r->pool;
+    r->pool = p;
+    pthread_mutex_unlock(&r->pool_mutex);
+}
+
+/* Waits (bounded) until this node applied seq of epoch, so the publisher's own node has the event. */
+static void wait_applied(redis_broker_t *r, const char *epoch, uint64_t seq)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += APPLY_WAIT_MS / 1000;
+    deadline.tv_nsec += (APPLY_WAIT_MS % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&r->mutex);
+    while (!(strcmp(r->epoch, epoch) == 0 && r->applied >= seq) && !atomic_load(&r->stopping))
+        if (pthread_cond_timedwait(&r->cond, &r->mutex, &deadline) == ETIMEDOUT)
+            break;
+    pthread_mutex_unlock(&r->mutex);
+}
+
+/* Checks the publish script's reply: {epoch, seq, dup, offsets (n when not dup)...}. */
+static bool reply_valid(const redisReply *rep, size_t n_channels)
+{
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 || rep->element[0]->type != REDIS_REPLY_STRING ||
+        rep->element[0]->len == 0 || rep->element[0]->len > RT__REDIS_EPOCH_MAX || rep->element[1]->type != REDIS_REPLY_INTEGER ||
+        rep->element[1]->integer <= 0 || rep->element[2]->type != REDIS_REPLY_INTEGER)
+        return false;
+    if (rep->element[2]->integer != 0)
+        return true;
+    if (rep->elements != 3 + n_channels)
+        return false;
+    for (size_t i = 0; i < n_channels; i++)
+        if (rep->element[3 + i]->type != REDIS_REPLY_INTEGER || rep->element[3 + i]->integer <= 0)
+            return false;
+    return true;
+}
+
+static int redis_publish(rt_broker_t *b, rt_event_t *ev, rt_event_t **existing)
+{
+    redis_broker_t *r = (redis_broker_t *)b;
+    rt_server_t *s = b->server;
+    if (!atomic_load(&r->ready) || atomic_load(&r->stopping))
+        return RT_EAGAIN;
+    for (unsigned i = 0; i < s->n_workers; i++)
+        if (rt__worker_queue_full(s->workers[i]))
+            return RT_EAGAIN;
+    size_t json_len;
+    char *json = rt__redis_event_json(ev, &json_len);
+    if (json == NULL)
+        return RT_ENOMEM;
+    char now[24], flags[16];
+    snprintf(now, sizeof(now), "%lld", (long long)rt_clock_wall_ms());
+    snprintf(flags, sizeof(flags), "%u", ev->flags);
+    const char *extra[7 + RT_EVENT_MAX_CHANNELS] = {ev->id, now, r->ttl_ms, r->size, flags, json, r->fanout};
+    size_t lens[7 + RT_EVENT_MAX_CHANNELS] = {ev->id_len, strlen(now), strlen(r->ttl_ms), strlen(r->size), strlen(flags), json_len,
+                                              strlen(r->fanout)};
+    for (size_t i = 0; i < ev->n_channels; i++) {
+        extra[7 + i] = ev->channels[i];
+        lens[7 + i] = strlen(ev->channels[i]);
+    }
+    redisReply *rep = NULL;
+    bool reused = true;
+    /* A pooled connection may have died with a Redis restart: one retry on a new connection. */
+    for (int attempt = 0; rep == NULL && reused && attempt < 2; attempt++) {
+        pooled_t *p = pool_get(r, attempt > 0, &reused);
+        if (p == NULL)
+            break;
+        rep = run_script(r, p->c, rt__redis_publish_lua, r->sha, 7 + (int)ev->n_channels, extra, lens);
+        if (rep == NULL && !reused)
+            RT_LOG_WARN("publish %s: %s", ev->id, p->c->errstr);
+        pool_put(r, p, rep == NULL);
+    }
+    free(json);
+    if (rep == NULL)
+        return RT_EAGAIN;
+    if (!reply_valid(rep, ev->n_channels)) {
+        RT_LOG_ERR("publish %s: unexpected reply%s%s", ev->id, rep->type == REDIS_REPLY_ERROR ? ": " : "",
+                   rep->type == REDIS_REPLY_ERROR ? rep->str : "");
+        freeReplyObject(rep);
+        return RT_EAGAIN;
+    }
+    uint64_t seq = (uint64_t)rep->element[1]->integer, offsets[RT_EVENT_MAX_CHANNELS];
+    bool dup = rep->element[2]->integer != 0;
+    for (size_t i = 0; !dup && i < ev->n_channels; i++)
+        offsets[i] = (uint64_t)rep->element[3 + i]->integer;
+    wait_applied(r, rep->element[0]->str, seq);
+    freeReplyObject(rep);
+    if (!dup) {
+        rt_event_accept(ev, seq, offsets);
+        return 0;
+    }
+    if (existing != NULL) {
+        rt_event_t *orig = rt_history_get(s->history, ev->id, ev->id_len);
+        if (orig == NULL || orig->seq != seq) {
+            /* Kept by Redis but no longer (or not yet) here: answer with the original seq all the same. */
+            rt_event_unref(orig);
+            rt_event_accept(ev, seq, NULL);
+            orig = rt_event_ref(ev);
+        }
+        *existing = orig;
+    }
+    return RT_EEXIST;
+}
+
+/* ---- replication (the subscriber thread) ---- */
+
+static void set_position(redis_broker_t *r, const char *epoch, uint64_t applied)
+{
+    pthread_mutex_lock(&r->mutex);
+    if (epoch != NULL)
+        snprintf(r->epoch, sizeof(r->epoch), "%s", epoch);
+    r->applied = applied;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->mutex);
+}
+
+/* Appends the message's event to history, which hands it to the workers. An unusable one is logged and counted as
+ * applied: the next append then sees a gap and drops the history before it, so no resume silently skips it. */
+static void apply(redis_broker_t *r, const rt__redis_msg_t *m)
+{
+    rt_server_t *s = r->super.server;
+    rt_event_t *ev = NULL;
+    char err[256] = "";
+    int ret = rt_event_parse(m->json, m->json_len, SIZE_MAX, &ev, err, sizeof(err));
+    if (ret == 0 && ev->n_channels != m->n_offsets) {
+        snprintf(err, sizeof(err), "%zu offsets for %zu channels", m->n_offsets, ev->n_channels);
+        ret = RT_EINVAL;
+    } else if (ret == 0) {
+        ev->flags = m->flags & RT_EVENT_RAW_DATA;
+        if ((ret = rt_history_append_at(s->history, ev, m->seq, m->offsets, m->ms, rt__broker_deliver, s)) == 0)
+            atomic_fetch_add_explicit(&s->stats.published, 1, memory_order_relaxed);
+        else
+            snprintf(err, sizeof(err), "%s", rt_strerror(ret));
+    }
+    rt_event_unref(ev);
+    if (ret != 0)
+        RT_LOG_ERR("event seq %llu not applied: %s", (unsigned long long)m->seq, err);
+    set_position(r, NULL, m->seq);
+}
+
+static int resync(redis_broker_t *r, redisContext *cmd);
+
+/*
+ * Reads the stream from the next seq to its end, applying each entry. Entries the stream no longer holds
+ * (trimmed while this node was away) make a gap, which rt_history_append_at turns into a fresh history.
+ */
+static int backfill(redis_broker_t *r, redisContext *cmd)
+{
+    for (;;) {
+        char start[32], count[16];
+        snprintf(start, sizeof(start), "%llu-0", (unsigned long long)r->applied + 1);
+        snprintf(count, sizeof(count), "%d", BACKFILL_PAGE);
+        redisReply *rep = command(cmd, 6, (const char *[]){"XRANGE", r->keys[K_STREAM], start, "+", "COUNT", count}, NULL);
+        if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
+            RT_LOG_WARN("backfill: %s", rep == NULL ? cmd->errstr : rep->type == REDIS_REPLY_ERROR ? rep->str : "bad reply");
+            if (rep != NULL)
+                freeReplyObject(rep);
+            return -1;
+        }
+        size_t n = rep->elements;
+        uint64_t before = r->applied;
+        for (size_t i = 0; i < n; i++) {
+            redisReply *e = rep->element[i];
+            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING ||
+                e->element[1]->type != REDIS_REPLY_ARRAY)
+                continue;
+            uint64_t seq = strtoull(e->element[0]->str, NULL, 10);
+            redisReply *fields = e->element[1], *msg = NULL;
+            for (size_t f = 0; f + 1 < fields->elements; f += 2)
+                if (fields->element[f]->type == REDIS_REPLY_STRING && strcmp(fields->element[f]->str, "m") == 0)
+                    msg = fields->element[f + 1];
+            rt__redis_msg_t m;
+            if (msg == NULL || msg->type != REDIS_REPLY_STRING || msg->len > r->max_msg ||
+                rt__redis_msg_parse(msg->str, msg->len, &m) != 0 || m.seq != seq) {
+                RT_LOG_ERR("stream entry %s is malformed or over max_event_bytes: skipped", e->element[0]->str);
+                if (seq > r->applied)
+                    set_position(r, NULL, seq);
+                continue;
+            }
+            rt__redis_action_t act = rt__redis_decide(r->epoch, r->applied, m.epoch, m.seq);
+            if (act == RT__REDIS_RESYNC) {
+                freeReplyObject(rep);
+                return -1; /* the epoch changed under us: start over */
+            }
+            if (act == RT__REDIS_GAP)
+                RT_LOG_WARN("events %llu..%llu are gone from the stream: history restarts at %llu",
+                            (unsigned long long)r->applied + 1, (unsigned long long)m.seq - 1, (unsigned long long)m.seq);
+            if (act != RT__REDIS_SKIP)
+                apply(r, &m);
+        }
+        freeReplyObject(rep);
+        if (n < BACKFILL_PAGE)
+            return 0;
+        if (atomic_load(&r->stopping) || r->applied == before)
+            return -1; /* no progress on a full page: never spin */
+    }
+}
+
+/* Adopts Redis's epoch (creating one when Redis lost its data), then backfills. */
+static int resync(redis_broker_t *r, redisContext *cmd)
+{
+    redisReply *rep = run_script(r, cmd, rt__redis_epoch_lua, NULL, 0, NULL, NULL);
+    if (rep == NULL || rep->type != REDIS_REPLY_STRING || rep->len == 0 || rep->len > RT__REDIS_EPOCH_MAX) {
+        RT_LOG_WARN("epoch: %s", rep == NULL ? cmd->errstr : rep->type == REDIS_REPLY_ERROR ? rep->str : "bad reply");
+        if (rep != NULL)
+            freeReplyObject(rep);
+        return -1;
+    }
+    if (strcmp(rep->str, r->epoch) != 0) {
+        if (r->epoch[0] != '\0')
+            RT_LOG_WARN("redis epoch changed from %s to %s (redis lost its data?): local history restarts", r->epoch, rep->str);
+        rt_history_reset(r->super.server->history, rep->str);
+        set_position(r, rep->str, 0);
+    }
+    freeReplyObject(rep);
+    return backfill(r, cmd);
+}
+
+/* One fan-out message: ["message", channel, payload]. */
+static int on_message(redis_broker_t *r, redisContext *cmd, redisReply *rep)
+{
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 || rep->element[0]->type != REDIS_REPLY_STRING ||
+        strcmp(rep->element[0]->str, "message") != 0 || rep->element[2]->type != REDIS_REPLY_STRING)
+        return 0; /* subscribe confirmations, pongs */
+    rt__redis_msg_t m;
+    if (rep->element[2]->len > r->max_msg || rt__redis_msg_parse(rep->element[2]->str, rep->element[2]->len, &m) != 0) {
+        /* The stream has the same entry; whatever comes next shows a gap and the backfill deals with it. */
+        RT_LOG_ERR("fan-out message malformed or over max_event_bytes (%zu bytes): ignored", rep->element[2]->len);
+        return 0;
+    }
+    switch (rt__redis_decide(r->epoch, r->applied, m.epoch, m.seq)) {
+    case RT__REDIS_APPLY:
+        apply(r, &m);
+        return 0;
+    case RT__REDIS_SKIP:
+        return 0;
+    case RT__REDIS_GAP:
+        return backfill(r, cmd);
+    case RT__REDIS_RESYNC:
+        return resync(r, cmd);
+    }
+    return 0;
+}
+
+/* Idle check: Redis still answers and still has our epoch (a FLUSHALL keeps connections open). */
+static int check(redis_broker_t *r, redisContext *cmd)
+{
+    redisReply *rep = command(cmd, 2, (const char *[]){"GET", r->keys[K_EPOCH]}, NULL);
+    if (rep == NULL)
+        return -1;
+    bool same = rep->type == REDIS_REPLY_STRING && strcmp(rep->str, r->epoch) == 0;
+    freeReplyObject(rep);
+    return same ? 0 : resync(r, cmd);
+}
+
+static void note_error(redis_broker_t *r, const char *what)
+{
+    if (strcmp(r->last_error, what) != 0)
+        RT_LOG_WARN("redis %s:%d: %s; retrying", r->url.path[0] ? r->url.path : r->url.host, r->url.port, what);
+    snprintf(r->last_error, sizeof(r->last_error), "%s", what);
+}
+
+/* Connects, subscribes, catches up and then follows the fan-out until an error or stop. True if it got ready. */
+static bool session(redis_broker_t *r)
+{
+    char err[256];
+    bool was_ready = false;
+    redisContext *sub = connect_redis(r, err, sizeof(err)), *cmd = sub != NULL ? connect_redis(r, err, sizeof(err)) : NULL;
+    if (cmd == NULL) {
+        note_error(r, err);
+        goto Done;
+    }
+    /* Subscribe before the backfill: what is published meanwhile waits in the socket and is skipped by seq. */
+    redisReply *rep = command(sub, 2, (const char *[]){"SUBSCRIBE", r->fanout}, NULL);
+    bool subscribed = rep != NULL && rep->type == REDIS_REPLY_ARRAY;
+    if (rep != NULL)
+        freeReplyObject(rep);
+    if (!subscribed || resync(r, cmd) != 0) {
+        note_error(r, sub->err ? sub->errstr : cmd->err ? cmd->errstr : "subscribe or backfill failed");
+        goto Done;
+    }
+    atomic_store(&r->ready, true);
+    was_ready = true;
+    r->last_error[0] = '\0';
+    RT_LOG_INFO("following redis (epoch %s, seq %llu)", r->epoch, (unsigned long long)r->applied);
+    int64_t last_check = rt_clock_mono_ms();
+    while (!atomic_load(&r->stopping)) {
+        void *reply = NULL;
+        if (redisGetReplyFromReader(sub, &reply) != REDIS_OK)
+            break;
+        if (reply != NULL) {
+            int rc = on_message(r, cmd, reply);
+            freeReplyObject(reply);
+            if (rc != 0)
+                break;
+            continue;
+        }
+        struct pollfd fds[2] = {{.fd = sub->fd, .events = POLLIN}, {.fd = r->wake_fd, .events = POLLIN}};
+        int n = poll(fds, 2, IDLE_CHECK_MS);
+        if (n < 0 && errno != EINTR)
+            break;
+        if (n > 0 && fds[0].revents != 0 && redisBufferRead(sub) != REDIS_OK)
+            break;
+        if (rt_clock_mono_ms() - last_check >= IDLE_CHECK_MS) {
+            if (check(r, cmd) != 0)
+                break;
+            last_check = rt_clock_mono_ms();
+        }
+    }
+    if (!atomic_load(&r->stopping))
+        note_error(r, sub->err ? sub->errstr : cmd->err ? cmd->errstr : "connection lost");
+Done:
+    atomic_store(&r->ready, false);
+    if (sub != NULL)
+        redisFree(sub);
+    if (cmd != NULL)
+        redisFree(cmd);
+    return was_ready;
+}
+
+static void *subscriber_main(void *arg)
+{
+    redis_broker_t *r = arg;
+    int backoff = BACKOFF_MIN_MS;
+    while (!atomic_load(&r->stopping)) {
+        if (session(r))
+            backoff = BACKOFF_MIN_MS;
+        if (atomic_load(&r->stopping))
+            break;
+        struct pollfd pfd = {.fd = r->wake_fd, .events = POLLIN};
+        poll(&pfd, 1, backoff);
+        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+    }
+    return NULL;
+}
+
+/* ---- lifecycle ---- */
+
+static int redis_start(rt_broker_t *b)
+{
+    redis_broker_t *r = (redis_broker_t *)b;
+    if (pthread_create(&r->thread, NULL, subscriber_main, r) != 0)
+        return RT_ENOMEM;
+    r->thread_started = true;
+    return 0;
+}
+
+static void redis_stop(rt_broker_t *b)
+{
+    redis_broker_t *r = (redis_broker_t *)b;
+    if (atomic_exchange(&r->stopping, true))
+        return;
+    atomic_store(&r->ready, false);
+    uint64_t one = 1;
+    if (write(r->wake_fd, &one, sizeof(one)) < 0)
+        RT_LOG_WARN("wake: %s", strerror(errno));
+    if (r->thread_started)
+        pthread_join(r->thread, NULL);
+    pthread_mutex_lock(&r->mutex);
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->mutex);
+}
+
+static bool redis_ready(rt_broker_t *b)
+{
+    return atomic_load(&((redis_broker_t *)b)->ready);
+}
+
+static void redis_free(rt_broker_t *b)
+{
+    redis_broker_t *r = (redis_broker_t *)b;
+    redis_stop(b);
+    while (r->pool != NULL) {
+        pooled_t *p = r->pool;
+        r->pool = p->next;
+        redisFree(p->c);
+        free(p);
+    }
+    close(r->wake_fd);
+    pthread_mutex_destroy(&r->pool_mutex);
+    pthread_mutex_destroy(&r->mutex);
+    pthread_cond_destroy(&r->cond);
+    free(r);
+}
+
+static const rt_broker_ops_t redis_ops = {
+    .name = "redis",
+    .start = redis_start,
+    .stop = redis_stop,
+    .publish = redis_publish,
+    .ready = redis_ready,
+    .free = redis_free,
+};
+
+rt_broker_t *rt__broker_redis_new(rt_server_t *s, char *err, size_t errlen)
+{
+    const rt_config_t *cfg = s->config;
+    rt__redis_url_t url;
+    char msg[160];
+    if (rt__redis_url_parse(cfg->redis_url != NULL ? cfg->redis_url : "redis://127.0.0.1:6379", &url, msg, sizeof(msg)) != 0) {
+        snprintf(err, errlen, "redis_url: %s", msg);
+        return NULL;
+    }
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned dlen = 0;
+    if (EVP_Digest(rt__redis_publish_lua, strlen(rt__redis_publish_lua), digest, &dlen, EVP_sha1(), NULL) != 1 || dlen != 20) {
+        snprintf(err, errlen, "redis broker: SHA-1 unavailable");
+        return NULL;
+    }
+    int wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wake < 0) {
+        snprintf(err, errlen, "redis broker: eventfd: %s", strerror(errno));
+        return NULL;
+    }
+    redis_broker_t *r = rt_mem_calloc(1, sizeof(*r));
+    r->super = (rt_broker_t){.ops = &redis_ops, .server = s};
+    r->url = url;
+    r->wake_fd = wake;
+    for (unsigned i = 0; i < 20; i++)
+        snprintf(r->sha + 2 * i, 3, "%02x", digest[i]);
+    for (int i = 0; i < K_COUNT; i++)
+        snprintf(r->keys[i], sizeof(r->keys[i]), RT__REDIS_PREFIX "%s", key_names[i]);
+    snprintf(r->fanout, sizeof(r->fanout), RT__REDIS_PREFIX "events");
+    snprintf(r->ttl_ms, sizeof(r->ttl_ms), "%lld", (long long)(cfg->history_ttl_s * 1000));
+    snprintf(r->size, sizeof(r->size), "%zu", cfg->history_size != 0 ? cfg->history_size : 10000);
+    r->max_msg = (cfg->max_event_bytes != 0 ? cfg->max_event_bytes : RT_EVENT_DEFAULT_MAX_BYTES) + RT__REDIS_HEADER_MAX;
+    pthread_mutex_init(&r->pool_mutex, NULL);
+    pthread_mutex_init(&r->mutex, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    return &r->super;
+}
