@@ -105,10 +105,10 @@ static json_t *publish_all(rt_conn_t *c, rt_event_t **evs, size_t n, bool batch)
         } else {
             /* Nothing of evs[i..] went out. Say what did, so a source without its own ids can resume the batch. */
             json_t *body = json_pack("{s:{s:s,s:s},s:o}", "error", "code", "unavailable", "message",
-                                     r == RT_EAGAIN ? "event queues are full; retry later" : rt_strerror(r), "events", out);
+                                     r == RT_EAGAIN ? "cannot publish now (event queues full or broker unreachable); retry later" : rt_strerror(r), "events", out);
             if (batch) {
                 char msg[160];
-                snprintf(msg, sizeof(msg), "event queues are full: published %zu of %zu events (listed); retry the rest later",
+                snprintf(msg, sizeof(msg), "cannot publish now: published %zu of %zu events (listed); retry the rest later",
                          i, n);
                 json_object_set_new(json_object_get(body, "error"), "message", json_string(msg));
             } else {

@@ -34,7 +34,7 @@ void rt__api_history(rt_conn_t *c, rt_http_request_t *req);
 void rt__api_stats(rt_conn_t *c, rt_http_request_t *req);
 /** GET /healthz */
 void rt__api_healthz(rt_conn_t *c, rt_http_request_t *req);
-/** GET /readyz: 503 while shutting down. */
+/** GET /readyz: 503 while shutting down or while the broker is unreachable. */
 void rt__api_readyz(rt_conn_t *c, rt_http_request_t *req);
 /** GET /: web/index.html when it exists, else a small built-in page. */
 void rt__api_index(rt_conn_t *c, rt_http_request_t *req);

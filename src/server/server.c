@@ -106,15 +106,16 @@ int rt_server_run(rt_config_t *config)
     }
     for (unsigned i = 0; i < s->n_workers; i++)
         rt__worker_start(s->workers[i]);
-    /* After the workers run: a broker may deliver events (a replica's backfill) as soon as it starts. */
-    if (s->broker->ops->start(s->broker) != 0) {
-        RT_LOG_ERR("broker %s failed to start", s->broker->ops->name);
-        return 1;
-    }
     RT_LOG_INFO("listening on %s:%d (%u workers, mode %s, broker %s, history %zu events, epoch %s)", config->host, config->port,
                 s->n_workers,
                 config->mode == RT_MODE_HYBRID ? "hybrid" : config->mode == RT_MODE_WEBSOCKET ? "websocket" : "centrifuge",
                 s->broker->ops->name, config->history_size, rt_history_epoch(s->history));
+    /* After the workers run (a broker may deliver events, a replica's backfill, as soon as it starts) and after the
+     * line above, which reads the history epoch that a replica replaces. */
+    if (s->broker->ops->start(s->broker) != 0) {
+        RT_LOG_ERR("broker %s failed to start", s->broker->ops->name);
+        return 1;
+    }
 
     uv_run(&loop, UV_RUN_DEFAULT);
 
