@@ -6,6 +6,7 @@
 #include "realtime/error.h"
 #include "broker/broker.h"
 #include "net/worker.h"
+#include "transport/ws_handshake.h"
 #include "server/server.h"
 #include "util/clock.h"
 #include "util/mem.h"
@@ -71,6 +72,10 @@ int rt_server_run(rt_config_t *config)
             rt_log_level = i;
     signal(SIGPIPE, SIG_IGN);
     rt__http_init();
+    /* OpenSSL initialises itself (error strings, digest tables, ~2 MB of code) on first use: do it now, not
+     * inside the first client's handshake, so it is neither that client's latency nor counted against it. */
+    char accept[29];
+    rt_ws_accept_key("dGhlIHNhbXBsZSBub25jZQ==", 24, accept);
 
     rt_server_t *s = rt_mem_calloc(1, sizeof(*s));
     /* Signal handlers go in before any worker accepts, so a SIGTERM right after the first answer is graceful. */
