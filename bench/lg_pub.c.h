@@ -18,7 +18,7 @@ typedef struct st_publisher_t {
     int ep;
     pub_conn_t *c;
     uint32_t n;
-    uint32_t sent, ok, errors, reconnects, inflight;
+    uint32_t sent, ok, errors, conn_errors, reconnects, inflight;
     uint64_t t_first, t_last_done;
     int last_error_status;
     char *pad;
@@ -64,10 +64,14 @@ static int pub_init(publisher_t *p, const lg_config_t *cfg, int ep)
     return 0;
 }
 
-static void pub_reconnect(publisher_t *p, uint32_t k)
+/* Drops connection k and opens a new one; a request in flight on it counts as failed. */
+static void pub_reconnect(publisher_t *p, uint32_t k, const char *why)
 {
     pub_conn_t *c = &p->c[k];
     if (c->busy) {
+        if (p->conn_errors++ == 0 && !p->cfg->quiet)
+            fprintf(stderr, "loadgen: publish connection lost with a request in flight (%s, %.1f ms after sending)\n", why,
+                    (double)(now_ns() - c->sent_at) / 1e6);
         p->errors++;
         p->inflight--;
     }
@@ -121,7 +125,7 @@ static int pub_send(publisher_t *p, uint32_t seq)
         p->t_first = t;
     if (wr != hl + bl) {
         p->errors++;
-        pub_reconnect(p, k);
+        pub_reconnect(p, k, wr < 0 ? strerror(errno) : "short write");
         return 0;
     }
     c->busy = 1;
@@ -139,7 +143,7 @@ static void pub_on_readable(publisher_t *p, uint32_t k)
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n <= 0) {
-        pub_reconnect(p, k);
+        pub_reconnect(p, k, n == 0 ? "closed by the server" : strerror(errno));
         return;
     }
     c->len += (size_t)n;
@@ -147,7 +151,7 @@ static void pub_on_readable(publisher_t *p, uint32_t k)
     char *e = strstr(c->buf, "\r\n\r\n");
     if (e == NULL) {
         if (c->len >= sizeof(c->buf) - 1)
-            pub_reconnect(p, k);
+            pub_reconnect(p, k, "response head too large");
         return;
     }
     size_t hl = (size_t)(e - c->buf) + 4, blen = 0;
@@ -163,7 +167,7 @@ static void pub_on_readable(publisher_t *p, uint32_t k)
     int st = http_status(c->buf, hl);
     uint64_t now = now_ns();
     if (!c->busy) {
-        pub_reconnect(p, k); /* an answer to nothing: start over */
+        pub_reconnect(p, k, "unexpected response"); /* an answer to nothing: start over */
         return;
     }
     c->busy = 0;
@@ -181,7 +185,7 @@ static void pub_on_readable(publisher_t *p, uint32_t k)
     int close_after = find_ci(c->buf, hl, "\r\nconnection: close") != NULL;
     c->len = 0;
     if (close_after)
-        pub_reconnect(p, k);
+        pub_reconnect(p, k, "connection: close");
 }
 
 static void pub_free(publisher_t *p)

@@ -60,8 +60,9 @@ static void usage(FILE *f)
                "  --events M                events to publish (default 100; 0: connect only)\n"
                "  --rate R                  events per second (default 100)\n"
                "  --rates R1,R2,...         saturation search: one step per rate, each --step-s long, one JSON line\n"
-               "                            each; stops after the first step with loss, p99 over --max-p99-ms,\n"
-               "                            a disconnect or a publish rate under 80 %% of the asked one\n"
+               "                            each; stops at the first step with loss or a disconnect, or at\n"
+               "                            the second in a row that falls behind: p99 over --max-p99-ms, or\n"
+               "                            publishes or deliveries under 80 %% of the asked rate\n"
                "  --step-s S                seconds per step (default 3; at least 10 events a step)\n"
                "  --max-p99-ms MS           p99 that ends the search (default 1000)\n"
                "  --pub-conns N             keep-alive publisher connections (default 4)\n"
@@ -533,9 +534,9 @@ static int print_result(parent_t *P, publisher_t *pub, const run_t *run, const s
            connect_s > 0 ? t.established / connect_s : 0, us(hist_quantile(&t.conn, 0.5)) / 1000,
            us(hist_quantile(&t.conn, 0.99)) / 1000, us(t.conn.max) / 1000, run->srv_connect_cpu, run->cli_connect_cpu,
            connect_s > 0 ? run->cli_connect_cpu / connect_s * 100 : 0);
-    printf("\"events\":%u,\"rate\":%.1f,\"published\":%u,\"publish_errors\":%u,\"publish_s\":%.3f,\"publish_rate\":%.1f,"
-           "\"publish_rtt_us\":{\"p50\":%.1f,\"p99\":%.1f},",
-           st->events, st->rate, published, perr, publish_s, publish_s > 0 && published > 1 ? (published - 1) / publish_s : 0,
+    printf("\"events\":%u,\"rate\":%.1f,\"published\":%u,\"publish_errors\":%u,\"publish_conn_errors\":%u,\"publish_s\":%.3f,"
+           "\"publish_rate\":%.1f,\"publish_rtt_us\":{\"p50\":%.1f,\"p99\":%.1f},",
+           st->events, st->rate, published, perr, pub ? pub->conn_errors : 0, publish_s, publish_s > 0 && published > 1 ? (published - 1) / publish_s : 0,
            pub ? us(hist_quantile(&pub->rtt, 0.5)) : 0, pub ? us(hist_quantile(&pub->rtt, 0.99)) : 0);
     printf("\"expected\":%llu,\"received\":%llu,\"lost\":%llu,\"loss\":%.6f,\"dups\":%llu,\"reorders\":%llu,\"disconnects\":%llu,"
            "\"bad\":%llu,\"pongs\":%llu,\"delivered_per_s\":%.1f,",
@@ -568,12 +569,34 @@ static double client_cpu(parent_t *P)
     return c;
 }
 
+/* Whether a saturation search stops after this step. Loss or a lost subscriber stops it at once; a
+ * step that merely fell behind (p99 over the bound, the publisher or the deliveries under 80 % of the
+ * asked rate) stops it only when the next step does too, so one stall from a neighbour on a shared
+ * machine does not end the search early. */
+static int step_breaks(parent_t *P, publisher_t *pub, const step_t *st, uint64_t established, int ok, int *bad_run,
+                       uint64_t *disconnects)
+{
+    lg_report_t t;
+    uint64_t cs, ce;
+    totals(P, &t, &cs, &ce);
+    double pub_s = pub->t_last_done > pub->t_first ? (double)(pub->t_last_done - pub->t_first) / 1e9 : 0;
+    double deliver_s = t.last_rx_ns > pub->t_first ? (double)(t.last_rx_ns - pub->t_first) / 1e9 : 0;
+    int hard = (uint64_t)pub->ok * established > t.received || t.disconnects > *disconnects;
+    int behind = !ok || hist_quantile(&t.lat, 0.99) > (uint64_t)(P->cfg.max_p99_ms * 1e6) ||
+                 (pub_s > 0 && (pub->ok > 1 ? pub->ok - 1 : 0) / pub_s < 0.8 * st->rate) ||
+                 (deliver_s > 0 && t.received / deliver_s < 0.8 * st->rate * (double)established);
+    *disconnects = t.disconnects;
+    *bad_run = behind ? *bad_run + 1 : 0;
+    return hard || *bad_run >= 2;
+}
+
 /* Runs every publish step (one unless --rates); returns 1 when all were clean. */
 static int run_steps(parent_t *P, run_t *run, uint64_t established, uint64_t deadline)
 {
     lg_config_t *cfg = &P->cfg;
     static publisher_t pub;
-    int n = cfg->n_rates > 0 ? cfg->n_rates : 1, all_ok = 1;
+    int n = cfg->n_rates > 0 ? cfg->n_rates : 1, all_ok = 1, bad_run = 0;
+    uint64_t disconnects = 0;
     uint32_t seq = 0;
     if (pub_init(&pub, cfg, P->ep) != 0) {
         fprintf(stderr, "loadgen: cannot connect the publisher to the server\n");
@@ -584,7 +607,7 @@ static int run_steps(parent_t *P, run_t *run, uint64_t established, uint64_t dea
         st.events = cfg->n_rates > 0 ? (uint32_t)(st.rate * cfg->step_s + 0.5) : cfg->events;
         if (cfg->n_rates > 0 && st.events < 10)
             st.events = 10;
-        pub.sent = pub.ok = pub.errors = 0;
+        pub.sent = pub.ok = pub.errors = pub.conn_errors = 0;
         pub.t_first = pub.t_last_done = 0;
         memset(&pub.rtt, 0, sizeof(pub.rtt));
         srv_sample_t s0, s1;
@@ -599,15 +622,8 @@ static int run_steps(parent_t *P, run_t *run, uint64_t established, uint64_t dea
         st.cli_cpu = client_cpu(P) - c0;
         int ok = print_result(P, &pub, run, &st);
         all_ok &= ok;
-        if (cfg->n_rates > 0) {
-            lg_report_t t;
-            uint64_t cs, ce;
-            totals(P, &t, &cs, &ce);
-            double pub_s = pub.t_last_done > pub.t_first ? (double)(pub.t_last_done - pub.t_first) / 1e9 : 0;
-            if (!ok || hist_quantile(&t.lat, 0.99) > (uint64_t)(cfg->max_p99_ms * 1e6) ||
-                (pub_s > 0 && (pub.ok - 1) / pub_s < 0.8 * st.rate))
-                break;
-        }
+        if (cfg->n_rates > 0 && step_breaks(P, &pub, &st, established, ok, &bad_run, &disconnects))
+            break;
     }
     pub_free(&pub);
     return all_ok;

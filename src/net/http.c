@@ -291,7 +291,18 @@ const rt_conn_handler_t rt_http_handler = {
 
 void rt_http_start(rt_conn_t *c)
 {
-    http_state_t *st = rt_mem_calloc(1, sizeof(*st));
+    /* Not calloc: zeroing the header tables (2.5 KB) was a tenth of accepting a connection. They are filled
+     * as headers arrive; only these fields need a start value. */
+    http_state_t *st = rt_mem_alloc(sizeof(*st));
+    st->req.body = (rt_buf_t){0};
+    st->req.method = st->req.path = st->req.query = NULL;
+    st->req.n_headers = 0;
+    st->req.keep_alive = st->req.upgrade = false;
+    st->head = (rt_buf_t){0};
+    st->url_off = 0;
+    st->n_hdr = 0;
+    st->in_value = st->in_message = false;
+    st->error_status = 0;
     llhttp_init(&st->parser, HTTP_REQUEST, settings());
     st->parser.data = c;
     c->handler = &rt_http_handler;
