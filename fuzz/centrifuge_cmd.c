@@ -113,17 +113,6 @@ static void check_output(void)
     CHECK(r == 0);
 }
 
-static void send_frame(const uint8_t *p, size_t len, size_t piece)
-{
-    uint8_t *buf = malloc(rt_ws_client_frame_size(len));
-    size_t n = rt_ws_client_frame(buf, RT_WS_OP_TEXT, 1, mask, p, len);
-    if (piece == 0)
-        piece = n;
-    for (size_t off = 0; off < n && !conn.closing && !conn.close_after_flush; off += piece)
-        feed(buf + off, n - off < piece ? n - off : piece);
-    free(buf);
-}
-
 static void tick(int64_t advance_ms)
 {
     now_ms += advance_ms;
@@ -160,7 +149,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int frames = 0; pos < size && !conn.closing && !conn.close_after_flush; frames++) {
         const uint8_t *nul = memchr(data + pos, '\0', size - pos);
         size_t len = nul != NULL ? (size_t)(nul - (data + pos)) : size - pos;
-        send_frame(data + pos, len, piece);
+        client_frame_in_pieces(RT_WS_OP_TEXT, 1, data + pos, len, piece);
         pos += len + 1;
         if (frames < 16) {
             CHECK(fake_publish(NULL, "sla.breach", channels[frames % 5], "{\"severity\":\"SEV-2\",\"minutes\":45}", NULL) == 0);

@@ -85,18 +85,6 @@ static void check_output(uint64_t *last_seq)
     CHECK(r == 0);
 }
 
-/* One text message as a masked frame, offered in pieces of `piece` bytes (0: at once). */
-static void send_message(const uint8_t *p, size_t len, size_t piece)
-{
-    uint8_t *buf = malloc(rt_ws_client_frame_size(len));
-    size_t n = rt_ws_client_frame(buf, RT_WS_OP_TEXT, 1, mask, p, len);
-    if (piece == 0)
-        piece = n;
-    for (size_t off = 0; off < n && !conn.closing && !conn.close_after_flush; off += piece)
-        feed(buf + off, n - off < piece ? n - off : piece);
-    free(buf);
-}
-
 static void publish_after(void)
 {
     static const struct {
@@ -146,7 +134,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (pos < size && !conn.closing && !conn.close_after_flush) {
         nl = memchr(data + pos, '\n', size - pos);
         size_t len = nl != NULL ? (size_t)(nl - (data + pos)) : size - pos;
-        send_message(data + pos, len, piece);
+        client_frame_in_pieces(RT_WS_OP_TEXT, 1, data + pos, len, piece);
         pos += len + 1;
         check_output(&last_seq);
     }

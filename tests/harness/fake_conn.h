@@ -188,13 +188,22 @@ static inline void feed(const void *p, size_t len)
     rt_buf_consume(&in, off);
 }
 
-/* Sends one masked client frame. */
-static inline void client_frame(int op, int fin, const void *p, size_t len)
+/* Sends one masked client frame, offered to the handler in pieces of `piece` bytes (0: at once). */
+static inline void client_frame_in_pieces(int op, int fin, const void *p, size_t len, size_t piece)
 {
     uint8_t *buf = malloc(rt_ws_client_frame_size(len));
     size_t n = rt_ws_client_frame(buf, (uint8_t)op, fin, mask, p, len);
-    feed(buf, n);
+    if (piece == 0)
+        piece = n;
+    for (size_t off = 0; off < n && !conn.closing && !conn.close_after_flush; off += piece)
+        feed(buf + off, n - off < piece ? n - off : piece);
     free(buf);
+}
+
+/* Sends one masked client frame. */
+static inline void client_frame(int op, int fin, const void *p, size_t len)
+{
+    client_frame_in_pieces(op, fin, p, len, 0);
 }
 
 static inline void client_text(const char *s)

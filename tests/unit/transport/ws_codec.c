@@ -8,27 +8,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include "../../harness/guard_page.h"
 #include "transport/ws_codec.h"
-
-/* Copies len bytes so that the last one sits right before an unreadable page. */
-static uint8_t *guard_copy(const void *src, size_t len, size_t *map_len)
-{
-    size_t page = (size_t)sysconf(_SC_PAGESIZE), n = (len + page - 1) / page * page + page;
-    uint8_t *base = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    assert_true(base != MAP_FAILED);
-    assert_int_equal(mprotect(base + n - page, page, PROT_NONE), 0);
-    *map_len = n;
-    uint8_t *p = base + n - page - len;
-    if (len != 0)
-        memcpy(p, src, len);
-    return p;
-}
-
-static void guard_free(uint8_t *p, size_t len, size_t map_len)
-{
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    munmap(p + len + page - map_len, map_len);
-}
 
 static int parse_guarded(const void *s, size_t len, rt_ws_frame_t *f)
 {
