@@ -105,10 +105,9 @@ static void on_stop(uv_async_t *a)
     uv_timer_again(&w->tick);
 }
 
-/* A listening socket of our own, with SO_REUSEPORT, so every worker accepts on the same port. */
-static int open_listener(rt_worker_t *w, char *err, size_t errlen)
+/* A bound (not yet listening) socket for the configured address; -1 with a message on failure. */
+static int bind_socket(const rt_config_t *cfg, bool reuseport, char *err, size_t errlen)
 {
-    const rt_config_t *cfg = w->server->config;
     struct sockaddr_storage ss;
     int r;
     if (strchr(cfg->host, ':') != NULL)
@@ -122,12 +121,37 @@ static int open_listener(rt_worker_t *w, char *err, size_t errlen)
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
-        bind(fd, (struct sockaddr *)&ss, ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in)) != 0 ||
-        listen(fd, 4096) != 0) {
+        (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) ||
+        bind(fd, (struct sockaddr *)&ss, ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in)) != 0) {
         snprintf(err, errlen, "listen %s:%d: %s", cfg->host, cfg->port, strerror(errno));
         if (fd >= 0)
             close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/*
+ * A listening socket of our own, with SO_REUSEPORT, so every worker accepts on the same port. SO_REUSEPORT
+ * would also let a second server (or a leftover one) bind the same port and silently take half the
+ * connections, so the first worker first checks with a plain bind that nobody else holds it.
+ */
+static int open_listener(rt_worker_t *w, char *err, size_t errlen)
+{
+    const rt_config_t *cfg = w->server->config;
+    if (w->index == 0) {
+        int probe = bind_socket(cfg, false, err, errlen);
+        if (probe < 0)
+            return -1;
+        close(probe);
+    }
+    int fd = bind_socket(cfg, true, err, errlen);
+    if (fd < 0)
+        return -1;
+    int r;
+    if (listen(fd, 4096) != 0) {
+        snprintf(err, errlen, "listen %s:%d: %s", cfg->host, cfg->port, strerror(errno));
+        close(fd);
         return -1;
     }
     if ((r = uv_tcp_open(&w->listener, fd)) != 0 || (r = uv_listen((uv_stream_t *)&w->listener, 4096, on_connection)) != 0) {

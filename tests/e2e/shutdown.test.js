@@ -100,3 +100,20 @@ describe('shutdown', { timeout: 60000 }, () => {
     }
   });
 });
+
+describe('port ownership', { timeout: 30000 }, () => {
+  it('a second server on a port already served exits 1 instead of sharing it (SO_REUSEPORT)', { timeout: 20000 }, async () => {
+    const { spawnSync } = require('node:child_process');
+    const { BIN } = require('./lib/server');
+    const srv = await startServer();
+    try {
+      const r = spawnSync(BIN, ['serve', '--listen', `127.0.0.1:${srv.port}`, '--workers', '1'], { timeout: 10000, encoding: 'utf8' });
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, /Address already in use/);
+      const res = await fetch(`http://127.0.0.1:${srv.port}/healthz`);
+      assert.equal(res.status, 200);
+    } finally {
+      await srv.stop();
+    }
+  });
+});
