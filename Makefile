@@ -66,7 +66,8 @@ $(B)/bench/%: bench/%.c $(B)/librealtime.a
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/librealtime.a $(LIBS)
 
-run: deps
+run:
+	@bash scripts/deps.sh build
 	@$(MAKE) --no-print-directory $(B)/realtime
 	exec $(B)/realtime serve
 

@@ -5,7 +5,7 @@ set -euo pipefail
 
 build_pkgs=(build-essential clang pkg-config libuv1-dev libjansson-dev node-llhttp libssl-dev
             libjwt-dev libhiredis-dev zlib1g-dev libcmocka-dev)
-test_pkgs=(nodejs npm redis-server curl valgrind chromium)
+test_pkgs=(nodejs npm redis-server curl valgrind chromium libclang-rt-dev)
 bench_pkgs=(nginx libnginx-mod-nchan gnuplot-nox)
 
 want=("${build_pkgs[@]}")
