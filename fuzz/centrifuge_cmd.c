@@ -93,16 +93,7 @@ static void check_output(void)
 {
     rt_ws_frame_t f;
     const char *p = NULL;
-    int r;
-    while ((r = fake_next_frame(&f, &p)) == 1) {
-        if (verbose)
-            fprintf(stderr, "< op %d: %.*s\n", f.opcode, (int)f.payload_len, p);
-        CHECK(!f.masked && f.fin);
-        if (f.opcode == RT_WS_OP_CLOSE) {
-            rt_ws_close_t cl;
-            CHECK(rt_ws_parse_close((const uint8_t *)p, (size_t)f.payload_len, &cl) == 0);
-            continue;
-        }
+    while (fake_next_checked_frame(&f, &p, verbose)) {
         CHECK(f.opcode == RT_WS_OP_TEXT || f.opcode == RT_WS_OP_PONG);
         if (f.opcode == RT_WS_OP_TEXT) {
             json_t *j = json_loadb(p, (size_t)f.payload_len, JSON_REJECT_DUPLICATES, NULL);
@@ -110,7 +101,6 @@ static void check_output(void)
             json_decref(j);
         }
     }
-    CHECK(r == 0);
 }
 
 static void tick(int64_t advance_ms)

@@ -255,6 +255,30 @@ static inline int fake_next_frame(rt_ws_frame_t *f, const char **payload)
     return 1;
 }
 
+/*
+ * The next server frame other than a close: 1 with *f and *payload, 0 at the end of the output. Aborts on a bad
+ * frame, a masked or fragmented one, or a close whose payload does not parse (for fuzz targets, which check
+ * everything the server writes). verbose: print each frame to stderr.
+ */
+static inline int fake_next_checked_frame(rt_ws_frame_t *f, const char **payload, bool verbose)
+{
+    int r;
+    while ((r = fake_next_frame(f, payload)) == 1) {
+        if (verbose)
+            fprintf(stderr, "< op %d: %.*s\n", f->opcode, (int)f->payload_len, *payload);
+        if (f->masked || !f->fin)
+            abort();
+        if (f->opcode != RT_WS_OP_CLOSE)
+            return 1;
+        rt_ws_close_t cl;
+        if (rt_ws_parse_close((const uint8_t *)*payload, (size_t)f->payload_len, &cl) != 0)
+            abort();
+    }
+    if (r != 0)
+        abort();
+    return 0;
+}
+
 /* Hands an accepted event to the worker, as rt_server_publish does (ctx: unused). */
 static inline void fake_accept_event(rt_event_t *ev, void *ctx)
 {
