@@ -6,7 +6,7 @@ set -euo pipefail
 build_pkgs=(build-essential clang pkg-config libuv1-dev libjansson-dev node-llhttp libssl-dev
             libjwt-dev libhiredis-dev zlib1g-dev libcmocka-dev)
 test_pkgs=(nodejs npm redis-server curl valgrind chromium libclang-rt-dev)
-bench_pkgs=(nginx libnginx-mod-nchan gnuplot-nox)
+bench_pkgs=(nginx libnginx-mod-nchan gnuplot-nox linux-perf)
 
 want=("${build_pkgs[@]}")
 case "${1:-build}" in
