@@ -1,4 +1,4 @@
-/* The worker's fields, shared by worker.c and conn.c only. */
+/* The worker's fields, shared by worker.c and conn.c only (and unit tests that turn a worker's loop by hand). */
 #ifndef RT_NET_WORKER_PRIVATE_H
 #define RT_NET_WORKER_PRIVATE_H
 
@@ -13,6 +13,9 @@ struct st_rt_worker_t {
     uv_tcp_t listener;
     uv_async_t events_async; /* the broadcaster queued events */
     uv_async_t stop_async;
+    uv_async_t tasks_async; /* rt__worker_run_soon queued tasks */
+    pthread_mutex_t tasks_lock;
+    rt_list_t tasks; /* rt_worker_task_t, oldest first; guarded by tasks_lock */
     uv_timer_t tick;
     uv_check_t flush_check;  /* flushes queued output once per loop turn, after I/O callbacks */
     rt_broadcaster_t *broadcaster;

@@ -12,7 +12,7 @@
 #define LOG_PREFIX "worker"
 #include "util/log.h"
 
-/* Events dispatched per loop turn before yielding to I/O, so a publish burst can't starve reads and writes. */
+/* Events dispatched (and tasks run) per loop turn before yielding to I/O, so a burst can't starve reads and writes. */
 #define DISPATCH_BATCH 64
 
 static void on_events(uv_async_t *a)
@@ -25,6 +25,44 @@ static void wakeup(void *ctx)
 {
     rt_worker_t *w = ctx;
     uv_async_send(&w->events_async);
+}
+
+/* One task at a time, without the lock while it runs: a task may queue or cancel others. */
+static void on_tasks(uv_async_t *a)
+{
+    rt_worker_t *w = a->data;
+    for (unsigned i = 0; i < DISPATCH_BATCH; i++) {
+        rt_worker_task_t *t = NULL;
+        pthread_mutex_lock(&w->tasks_lock);
+        if (!rt_list_empty(&w->tasks)) {
+            t = RT_STRUCT_FROM_MEMBER(rt_worker_task_t, link, w->tasks.next);
+            rt_list_unlink(&t->link);
+        }
+        pthread_mutex_unlock(&w->tasks_lock);
+        if (t == NULL)
+            return;
+        t->cb(t);
+    }
+    uv_async_send(&w->tasks_async); /* more may be left: run them after this turn's I/O */
+}
+
+void rt__worker_run_soon(rt_worker_t *w, rt_worker_task_t *task)
+{
+    pthread_mutex_lock(&w->tasks_lock);
+    bool queued = rt_list_linked(&task->link);
+    if (!queued)
+        rt_list_insert_tail(&w->tasks, &task->link);
+    pthread_mutex_unlock(&w->tasks_lock);
+    if (!queued)
+        uv_async_send(&w->tasks_async);
+}
+
+void rt__worker_cancel(rt_worker_t *w, rt_worker_task_t *task)
+{
+    pthread_mutex_lock(&w->tasks_lock);
+    if (rt_list_linked(&task->link))
+        rt_list_unlink(&task->link);
+    pthread_mutex_unlock(&w->tasks_lock);
 }
 
 static void on_flush_check(uv_check_t *h)
@@ -60,6 +98,7 @@ static void finish_if_drained(rt_worker_t *w, bool force)
     close_handle((uv_handle_t *)&w->tick);
     close_handle((uv_handle_t *)&w->events_async);
     close_handle((uv_handle_t *)&w->stop_async);
+    close_handle((uv_handle_t *)&w->tasks_async);
     close_handle((uv_handle_t *)&w->flush_check);
 }
 
@@ -186,6 +225,10 @@ rt_worker_t *rt__worker_new(rt_server_t *s, unsigned index, char *err, size_t er
     w->events_async.data = w;
     uv_async_init(&w->loop, &w->stop_async, on_stop);
     w->stop_async.data = w;
+    pthread_mutex_init(&w->tasks_lock, NULL);
+    rt_list_init(&w->tasks);
+    uv_async_init(&w->loop, &w->tasks_async, on_tasks);
+    w->tasks_async.data = w;
     uv_timer_init(&w->loop, &w->tick);
     w->tick.data = w;
     uv_check_init(&w->loop, &w->flush_check);
@@ -221,6 +264,7 @@ void rt__worker_join(rt_worker_t *w)
 
 void rt__worker_free(rt_worker_t *w)
 {
+    pthread_mutex_destroy(&w->tasks_lock);
     free(w);
 }
 

@@ -1,7 +1,8 @@
 /*
  * Workers: one thread per worker, each with its own libuv loop, SO_REUSEPORT listener, connections and
  * broadcaster (the subscription index of its own connections). Events reach a worker through its
- * broadcaster's queue; the broadcaster wakes the loop with a uv_async_t.
+ * broadcaster's queue; the broadcaster wakes the loop with a uv_async_t. Other work for a worker's
+ * connections is handed over as tasks (rt__worker_run_soon), run on its thread at its next loop turn.
  */
 #ifndef RT_NET_WORKER_H
 #define RT_NET_WORKER_H
@@ -12,6 +13,15 @@
 #include "net/conn.h"
 
 typedef struct st_rt_server_t rt_server_t;
+
+/**
+ * A callback to run on a worker's thread, embedded in the object it works on. Zero it, then set cb. Queued at
+ * most once: queueing a task that is already queued does nothing, and it is off the queue when cb runs.
+ */
+typedef struct st_rt_worker_task_t {
+    rt_list_t link; /* in the worker's queue while queued (guarded by the worker's tasks lock) */
+    void (*cb)(struct st_rt_worker_task_t *task);
+} rt_worker_task_t;
 
 /** Creates worker number index of server s, with its listener bound; NULL with a message on failure. */
 rt_worker_t *rt__worker_new(rt_server_t *s, unsigned index, char *err, size_t errlen);
@@ -33,5 +43,12 @@ size_t rt__worker_queued(rt_worker_t *w);
 uint64_t rt__worker_delivered(rt_worker_t *w);
 /** True when the worker's queue has no room for another event. */
 bool rt__worker_queue_full(rt_worker_t *w);
+/** Queues task to run on w's thread soon (any thread) and wakes w; nothing when task is already queued. */
+void rt__worker_run_soon(rt_worker_t *w, rt_worker_task_t *task);
+/**
+ * Takes task off w's queue if it is on it. On w's thread (only there can the task not be running meanwhile):
+ * call it before freeing a task that may be queued.
+ */
+void rt__worker_cancel(rt_worker_t *w, rt_worker_task_t *task);
 
 #endif

@@ -149,9 +149,7 @@ void rt__cf_subscribed(rt_cf_t *cf, const char *channel);
 void rt__cf_unsubscribe(rt_cf_t *cf, const char *channel, bool push);
 /** The subscription to channel, or NULL. */
 rt_cf_sub_t *rt__cf_find_sub(rt_cf_t *cf, const char *channel);
-/** Drains the mailbox (join/leave pushes, API disconnect/subscribe/unsubscribe). */
-void rt__cf_process_mail(rt_cf_t *cf);
-/** Once a second: connection and subscription expiry, mail. Returns a disconnect code or 0. */
+/** Once a second: connection and subscription expiry. Returns a disconnect code or 0. */
 int rt__cf_tick(rt_cf_t *cf, int64_t now_wall_ms);
 /** Releases everything (broadcaster, presence, subscriptions). cf itself is the caller's. */
 void rt__cf_dispose(rt_cf_t *cf);

@@ -6,7 +6,7 @@
  * publish and broadcast create one event (RT_EVENT_RAW_DATA, type tags.type or message.published) through
  * rt_server_publish, so native and SSE clients get it too; idempotency_key becomes the event id, which makes a
  * retried publish idempotent as on /api/events. disconnect, subscribe and unsubscribe reach connections on any
- * worker through their presence mailboxes (delivered within a second; at once on the caller's own worker).
+ * worker through their presence mailboxes: at once on the caller's own worker, at the next loop turn of another.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -150,10 +150,7 @@ int rt__cf_authenticate(rt_cf_t *cf, const char *token, json_t **token_channels)
     return 0;
 }
 
-static void deliver_mail(void *owner)
-{
-    rt__cf_process_mail(owner);
-}
+static void deliver_mail(void *owner);
 
 void rt__cf_connected(rt_cf_t *cf)
 {
@@ -411,8 +408,10 @@ static void server_subscribe(rt_cf_t *cf, const char *channel)
     rt_buf_free(&res);
 }
 
-void rt__cf_process_mail(rt_cf_t *cf)
+/* presence's deliver callback: drains the mailbox (join/leave pushes, API disconnect/subscribe/unsubscribe). */
+static void deliver_mail(void *owner)
 {
+    rt_cf_t *cf = owner;
     if (cf->peer == NULL)
         return;
     rt_cf_mail_t *mail = rt_presence_take_mail(cf->peer);
@@ -439,8 +438,6 @@ void rt__cf_process_mail(rt_cf_t *cf)
 
 int rt__cf_tick(rt_cf_t *cf, int64_t now_wall_ms)
 {
-    if (cf->peer != NULL && rt_presence_has_mail(cf->peer))
-        rt__cf_process_mail(cf);
     if (cf->expire_at_ms != 0 && now_wall_ms >= cf->expire_at_ms + RT_CF_EXPIRED_CLOSE_DELAY_MS)
         return RT_CF_DISC_EXPIRED;
     for (size_t i = 0; i < cf->n_subs; i++) {

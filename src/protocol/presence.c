@@ -1,12 +1,16 @@
 /*
  * Presence and the Centrifuge connection registry: one process-wide table behind one mutex (see presence.h).
  * Mail for a peer on the caller's own worker is delivered right after the lock is released: the peer cannot go
- * away meanwhile, since only its own (this) thread frees it.
+ * away meanwhile, since only its own (this) thread frees it. A peer on another worker is queued there as a task
+ * when its mailbox turns non-empty; it stays non-empty until that task (or an inline delivery) takes the mail,
+ * so one queued task covers everything posted meanwhile. Unregistering cancels the task under the lock, after
+ * which no poster can find the peer.
  */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "net/worker.h"
 #include "protocol/presence.h"
 #include "util/list.h"
 #include "util/map.h"
@@ -16,9 +20,9 @@ struct st_rt_cf_peer_t {
     rt_list_t link; /* in peers */
     char *client, *user, *conn_info;
     rt_worker_t *worker;
+    rt_worker_task_t task; /* delivers on worker's thread; queued by posters on other threads */
     void (*deliver)(void *owner);
     void *owner;
-    atomic_bool has_mail;
     rt_cf_mail_t *mail_head, *mail_tail;
     char **channels; /* the channels it is present in */
     size_t n_channels, cap_channels;
@@ -67,18 +71,24 @@ static rt_cf_mail_t *mail_copy(const rt_cf_mail_t *src)
     return m;
 }
 
-/* Lock held. Queues a copy of mail for peer; remembers peers on `here` for delivery after unlocking. */
+/*
+ * Lock held. Queues a copy of mail for peer; remembers peers on `here` for delivery after unlocking, and has
+ * the worker of a peer elsewhere deliver soon (unless mail already waits: then a delivery is on its way).
+ */
 static void post_locked(rt_cf_peer_t *peer, const rt_cf_mail_t *mail, rt_worker_t *here, wake_list_t *wake)
 {
     rt_cf_mail_t *m = mail_copy(mail);
-    if (peer->mail_tail != NULL)
+    bool had_mail = peer->mail_head != NULL;
+    if (had_mail)
         peer->mail_tail->next = m;
     else
         peer->mail_head = m;
     peer->mail_tail = m;
-    atomic_store_explicit(&peer->has_mail, true, memory_order_release);
-    if (here == NULL || peer->worker != here)
+    if (peer->worker != here) {
+        if (!had_mail)
+            rt__worker_run_soon(peer->worker, &peer->task);
         return;
+    }
     for (size_t i = 0; i < wake->n; i++)
         if (wake->peers[i] == peer)
             return;
@@ -96,6 +106,12 @@ static void wake_all(wake_list_t *wake)
     free(wake->peers);
 }
 
+static void on_task(rt_worker_task_t *task)
+{
+    rt_cf_peer_t *p = RT_STRUCT_FROM_MEMBER(rt_cf_peer_t, task, task);
+    p->deliver(p->owner);
+}
+
 rt_cf_peer_t *rt_presence_register(const char *client, const char *user, const char *conn_info, rt_worker_t *worker,
                                    void (*deliver)(void *owner), void *owner)
 {
@@ -104,9 +120,9 @@ rt_cf_peer_t *rt_presence_register(const char *client, const char *user, const c
     p->user = rt_strdup(user != NULL ? user : "");
     p->conn_info = conn_info != NULL ? rt_strdup(conn_info) : NULL;
     p->worker = worker;
+    p->task.cb = on_task;
     p->deliver = deliver;
     p->owner = owner;
-    atomic_init(&p->has_mail, false);
     pthread_mutex_lock(&lock);
     rt_list_insert_tail(&peers, &p->link);
     pthread_mutex_unlock(&lock);
@@ -118,17 +134,11 @@ const char *rt_presence_client(const rt_cf_peer_t *peer)
     return peer->client;
 }
 
-bool rt_presence_has_mail(rt_cf_peer_t *peer)
-{
-    return atomic_load_explicit(&peer->has_mail, memory_order_relaxed);
-}
-
 rt_cf_mail_t *rt_presence_take_mail(rt_cf_peer_t *peer)
 {
     pthread_mutex_lock(&lock);
     rt_cf_mail_t *m = peer->mail_head;
     peer->mail_head = peer->mail_tail = NULL;
-    atomic_store_explicit(&peer->has_mail, false, memory_order_relaxed);
     pthread_mutex_unlock(&lock);
     return m;
 }
@@ -236,17 +246,21 @@ void rt_presence_remove(rt_cf_peer_t *peer, const char *channel, bool join_leave
 
 void rt_presence_unregister(rt_cf_peer_t *peer)
 {
-    /* The leave pushes go to other peers only: none of them can be delivered inline into a peer being freed. */
-    wake_list_t wake = {0};
+    /*
+     * This runs in the connection's close callback, after the loop turn's output flush: pushes delivered inline
+     * would wait in the buffers for the next wake-up. So the leave pushes reach every member, on this worker too,
+     * through its worker's task queue (here = NULL: nothing is delivered inline, `none` stays empty).
+     */
+    wake_list_t none = {0};
     pthread_mutex_lock(&lock);
     while (peer->n_channels != 0) {
         char *ch = rt_strdup(peer->channels[peer->n_channels - 1]);
-        remove_locked(peer, ch, true, peer->worker, &wake);
+        remove_locked(peer, ch, true, NULL, &none);
         free(ch);
     }
     rt_list_unlink(&peer->link);
+    rt__worker_cancel(peer->worker, &peer->task);
     pthread_mutex_unlock(&lock);
-    wake_all(&wake);
     rt_cf_mail_free(peer->mail_head);
     free(peer->channels);
     free(peer->client);

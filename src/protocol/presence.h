@@ -6,15 +6,14 @@
  * behind one mutex: subscribes, unsubscribes and API calls are rare next to deliveries, which never come here.
  *
  * Work for a connection that another thread starts (join/leave pushes, the server API's disconnect, subscribe
- * and unsubscribe) is posted to the peer's mailbox. The owner drains it on its thread: at once when the poster
- * runs on the same worker (the `deliver` callback is called before the posting function returns), otherwise
- * from its once-a-second tick (rt_presence_has_mail is a cheap atomic check).
+ * and unsubscribe) is posted to the peer's mailbox. The owner drains it on its thread, in its `deliver` callback:
+ * before the posting function returns when the poster runs on the same worker, otherwise at the owner worker's
+ * next loop turn (the post queues a task on that worker and wakes it: rt__worker_run_soon).
  */
 #ifndef RT_PROTOCOL_PRESENCE_H
 #define RT_PROTOCOL_PRESENCE_H
 
 #include <jansson.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -43,25 +42,27 @@ typedef struct st_rt_cf_mail_t {
 void rt_cf_mail_free(rt_cf_mail_t *m);
 
 /**
- * Registers a connection. client, user ("" = anonymous) and conn_info (compact JSON or NULL) are copied.
- * deliver(owner) is called on the owner's worker thread when mail arrives from that same thread.
+ * Registers a connection owned by worker (call on its thread). client, user ("" = anonymous) and conn_info
+ * (compact JSON or NULL) are copied. deliver(owner) is called on worker's thread when mail arrives; it should take
+ * the mail (rt_presence_take_mail). It may be called with no mail waiting.
  */
 rt_cf_peer_t *rt_presence_register(const char *client, const char *user, const char *conn_info, rt_worker_t *worker,
                                    void (*deliver)(void *owner), void *owner);
-/** Removes the peer from every channel (leave pushes go out) and the registry, and frees it with its mail. */
+/**
+ * Removes the peer from every channel (leave pushes go out) and the registry, and frees it with its mail (on its
+ * worker's thread; a delivery still queued there is cancelled).
+ */
 void rt_presence_unregister(rt_cf_peer_t *peer);
 /** The peer's client id. */
 const char *rt_presence_client(const rt_cf_peer_t *peer);
 
-/** True when mail waits (any thread; relaxed). */
-bool rt_presence_has_mail(rt_cf_peer_t *peer);
 /** Takes the peer's mail, oldest first (owner thread); NULL when none. Free with rt_cf_mail_free. */
 rt_cf_mail_t *rt_presence_take_mail(rt_cf_peer_t *peer);
 
 /**
  * Adds the peer to channel's presence. With join_leave_push, a join push goes to every member of the channel that
  * asked for join/leave (the peer included when it did). wants_join_leave: this peer gets join/leave pushes.
- * here: the caller's worker (mail to peers on it is delivered before returning).
+ * here: the caller's worker (mail to peers on it is delivered before returning; NULL off the workers).
  */
 void rt_presence_add(rt_cf_peer_t *peer, const char *channel, bool wants_join_leave, bool join_leave_push, rt_worker_t *here);
 /** Removes the peer from channel's presence; with join_leave_push, a leave push goes to the members that asked. */

@@ -1,18 +1,22 @@
 /*
  * Centrifuge protocol pieces that need no network: publication encoding (event and raw data, tags, offsets, the
  * cached WebSocket frame and uni_sse block), history in Centrifuge shape (limit, reverse, since, bad positions),
- * error objects, client ids, and presence (members, stats, join/leave mail, channels, API mail, glob).
+ * error objects, client ids, and presence (members, stats, join/leave mail, channels, API mail, glob, delivery
+ * through another worker's task queue).
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "realtime/error.h"
+#include "net/worker-private.h"
 #include "protocol/centrifuge.h"
 #include "protocol/presence.h"
+#include "server/config.h"
 #include "server/server.h"
 
 static rt_event_t *mkev(const char *type, const char *const *channels, size_t n, const char *data_json, bool raw)
@@ -260,13 +264,27 @@ static int count_pushes(rt_cf_peer_t *p, const char *channel, const char *what)
         json_decref(j);
     }
     rt_cf_mail_free(m);
-    assert_false(rt_presence_has_mail(p));
     return n;
+}
+
+/* One turn of a worker's loop on this thread (its thread is not started): runs the tasks queued on it. */
+static void run_worker(rt_worker_t *w)
+{
+    uv_run(&w->loop, UV_RUN_NOWAIT);
 }
 
 static void test_presence(void **state)
 {
-    rt_worker_t *w1 = (rt_worker_t *)(uintptr_t)0x1000, *w2 = (rt_worker_t *)(uintptr_t)0x2000;
+    /* Real workers on ephemeral ports, not started until the end: mail for peers elsewhere is queued on them. */
+    rt_config_t cfg;
+    rt_config_defaults(&cfg);
+    snprintf(cfg.host, sizeof(cfg.host), "127.0.0.1");
+    cfg.port = 0;
+    rt_server_t srv = {.config = &cfg};
+    char err[256];
+    rt_worker_t *w1 = rt__worker_new(&srv, 0, err, sizeof(err)), *w2 = rt__worker_new(&srv, 1, err, sizeof(err));
+    assert_non_null(w1);
+    assert_non_null(w2);
     owner_t oa = {0}, ob = {0}, oc = {0};
     rt_cf_peer_t *a = rt_presence_register("ca", "alice", "{\"name\":\"Alice\"}", w1, on_deliver, &oa);
     rt_cf_peer_t *b = rt_presence_register("cb", "bob", NULL, w2, on_deliver, &ob);
@@ -278,12 +296,19 @@ static void test_presence(void **state)
     assert_int_equal(count_pushes(a, "room", "join"), 1);
     rt_presence_add(b, "room", false, true, w1);
     assert_int_equal(ob.delivered, 0); /* b is on another worker and did not ask anyway */
-    assert_false(rt_presence_has_mail(b));
+    assert_null(rt_presence_take_mail(b));
     assert_int_equal(count_pushes(a, "room", "join"), 1);
-    rt_presence_add(c, "room", false, true, w2); /* posted from w2: a (on w1) is not woken inline */
+    rt_presence_add(c, "room", false, true, w2); /* posted from w2: a (on w1) is not delivered to inline... */
+    rt_presence_remove(c, "room", true, w2);
+    rt_presence_add(c, "room", false, true, w2);
     assert_int_equal(oa.delivered, 2);
-    assert_true(rt_presence_has_mail(a));
-    assert_int_equal(count_pushes(a, "room", "join"), 1);
+    run_worker(w2);
+    assert_int_equal(oa.delivered, 2);
+    run_worker(w1); /* ...but by w1 at its next loop turn, once for the three mails */
+    assert_int_equal(oa.delivered, 3);
+    assert_int_equal(count_pushes(a, "room", "join"), 2); /* and the leave between */
+    run_worker(w1);
+    assert_int_equal(oa.delivered, 3);
     rt_presence_add(c, "lobby", false, true, w1);
 
     size_t clients, users;
@@ -326,21 +351,40 @@ static void test_presence(void **state)
     assert_int_equal(n, 3);
     rt_cf_mail_free(got);
     rt_cf_mail_free(rt_presence_take_mail(a));
+    run_worker(w1); /* a and c were queued by the first post; their mail is taken already */
+    assert_int_equal(oa.delivered, 4);
+    assert_int_equal(oc.delivered, 1);
 
-    /* Leaving: b's unregister sends a leave to a only. */
+    /* Leaving: b's unregister sends a leave to a only, through a's worker (unregistering never delivers inline). */
     rt_presence_unregister(b);
+    assert_int_equal(oa.delivered, 4);
+    run_worker(w1);
+    assert_int_equal(oa.delivered, 5);
     assert_int_equal(count_pushes(a, "room", "leave"), 1);
     rt_presence_remove(c, "room", true, NULL);
     assert_int_equal(count_pushes(a, "room", "leave"), 1);
     rt_presence_stats("room", &clients, &users);
     assert_int_equal(clients, 1);
+    /* A peer unregistered with a delivery still queued: the task is cancelled, never run on the freed peer. */
+    assert_int_equal(rt_presence_post(NULL, "ca", NULL, &m, w2), 1);
     rt_presence_unregister(a);
+    run_worker(w1);
+    assert_int_equal(oa.delivered, 5);
     rt_presence_unregister(c);
     rt_presence_stats("room", &clients, &users);
     assert_int_equal(clients, 0);
     ch = rt_presence_channels(NULL);
     assert_int_equal(json_object_size(ch), 0); /* empty channels are dropped */
     json_decref(ch);
+
+    rt_worker_t *workers[] = {w1, w2};
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(rt__worker_start(workers[i]), 0);
+        rt__worker_stop(workers[i]);
+        rt__worker_join(workers[i]);
+        rt__worker_free(workers[i]);
+    }
+    rt_config_free(&cfg);
 }
 
 static void test_glob(void **state)
