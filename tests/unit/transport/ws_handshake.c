@@ -54,7 +54,7 @@ static void test_accept_and_response(void **state)
     assert_int_equal(n, sizeof(expect) - 1);
     assert_memory_equal(buf, expect, sizeof(expect) - 1);
 
-    /* every buffer too small is refused; the exact size (plus the NUL snprintf writes) works */
+    /* every buffer too small is refused; the exact size (plus the NUL) works */
     for (size_t cap = 0; cap <= (size_t)n; ++cap)
         assert_int_equal(rt_ws_handshake_response(buf, cap, &hs, NULL, NULL), RT_E2BIG);
     assert_int_equal(rt_ws_handshake_response(buf, (size_t)n + 1, &hs, NULL, NULL), n);
