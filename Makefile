@@ -4,6 +4,7 @@
 #   make run        build and start the server with the embedded defaults (127.0.0.1:8080)
 #   make test       unit tests (release and ASan+UBSan), the example, the e2e suite
 #   make bench      benchmarks (bench/), side by side with nchan
+#   make profile    where the server CPU goes, realtime and nchan (perf; docs/benchmarks-profile.md)
 #   make fuzz       build the libFuzzer targets and run each briefly
 #   make compile_commands.json
 
@@ -32,7 +33,7 @@ EX_BIN   := $(EX_SRC:%.c=$(B)/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:%.c=$(B)/%)
 
-.PHONY: all deps run test unit unit-asan example e2e bench fuzz clean valgrind
+.PHONY: all deps run test unit unit-asan example e2e bench profile fuzz clean valgrind
 all: $(B)/realtime $(B)/librealtime.a $(EX_BIN) $(BENCH_BIN)
 
 deps:
@@ -97,6 +98,11 @@ bench:
 	@bash scripts/deps.sh bench
 	@$(MAKE) --no-print-directory all
 	@bash bench/compare
+
+profile:
+	@bash scripts/deps.sh bench
+	@$(MAKE) --no-print-directory all
+	@bash bench/profile --doc docs/benchmarks-profile.md
 
 fuzz:
 	@bash fuzz/run.sh
