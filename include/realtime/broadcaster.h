@@ -40,10 +40,10 @@ struct st_rt_client_t {
     const rt_client_ops_t *ops;
     void *data;
     unsigned flags; /**< RT_CLIENT_* */
-    /* private: owned by the broadcaster the client subscribes with */
+    /* private: owned by the broadcaster the client subscribes with (ordered to keep the struct at 40 bytes) */
+    bool _failed;
     uint64_t _mark;
     rt_subscription_t *_subs;
-    bool _failed;
 };
 
 typedef struct st_rt_broadcaster_config_t {

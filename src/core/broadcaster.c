@@ -23,7 +23,6 @@ struct st_rt_broadcaster_t {
     uint64_t seq;  /* for events broadcast without a seq */
     uint64_t pass; /* fan-out counter: a client whose _mark equals it already got the current event */
     rt_sub_index_t *index;
-    rt_list_t subs;           /* every live subscription */
     rt_subscription_t *dead;  /* removed during the current fan-out, freed after it */
     rt_client_t **failed;     /* clients whose send failed during the current fan-out */
     size_t n_failed, cap_failed;
@@ -49,7 +48,6 @@ rt_broadcaster_t *rt_broadcaster_new(const rt_broadcaster_config_t *config)
     b->cap = config && config->buffer ? config->buffer : RT_BROADCASTER_DEFAULT_BUFFER;
     b->ring = rt_mem_calloc(b->cap, sizeof(*b->ring));
     b->index = rt__sub_index_new();
-    rt_list_init(&b->subs);
     if (config && config->wakeup) {
         b->wakeup = config->wakeup;
         b->wakeup_ctx = config->wakeup_ctx;
@@ -108,7 +106,6 @@ rt_subscription_t *rt_broadcaster_subscribe(rt_broadcaster_t *b, rt_client_t *cl
         goto Fail;
     }
     rt__sub_index_add(b->index, sub);
-    rt_list_insert_tail(&b->subs, &sub->all_link);
     if (client->_subs == NULL)
         b->n_clients++;
     sub->next_of_client = client->_subs;
@@ -135,7 +132,6 @@ static void remove_sub(rt_broadcaster_t *b, rt_subscription_t *sub)
     if (client->_subs == NULL)
         b->n_clients--;
     b->n_subs--;
-    rt_list_unlink(&sub->all_link);
     if (b->in_fanout) {
         sub->dead = true;
         sub->next_of_client = b->dead;
@@ -320,6 +316,23 @@ bool rt_subscription_matches(const rt_subscription_t *sub, const rt_event_t *ev)
     return rt__sub_reaches(sub, ev) && rt_filter_match(sub->filter, ev);
 }
 
+typedef struct st_close_collect_t {
+    rt_broadcaster_t *b;
+    rt_client_t **clients;
+    size_t n;
+} close_collect_t;
+
+/* Lists each client once: its _mark is set to the pass of the close, as a fan-out does. */
+static void close_collect(rt_subscription_t *sub, size_t ci, void *ctx)
+{
+    close_collect_t *cc = ctx;
+    rt_client_t *client = sub->client;
+    if (client->_mark == cc->b->pass || cc->n == cc->b->n_clients)
+        return;
+    client->_mark = cc->b->pass;
+    cc->clients[cc->n++] = client;
+}
+
 void rt_broadcaster_close(rt_broadcaster_t *b)
 {
     pthread_mutex_lock(&b->lock);
@@ -331,14 +344,22 @@ void rt_broadcaster_close(rt_broadcaster_t *b)
     else
         rt_broadcaster_dispatch(b, 0);
 
-    /* Tell each remaining client once, after all its subscriptions are gone (close may free it). */
-    while (!rt_list_empty(&b->subs)) {
-        rt_client_t *client = RT_STRUCT_FROM_MEMBER(rt_subscription_t, all_link, b->subs.next)->client;
+    /* Tell each remaining client once, after all its subscriptions are gone (close may free it). The clients are
+     * found in the index (a list of every subscription would cost each one a link) and listed first: the index
+     * changes as they go. */
+    close_collect_t cc = {.b = b, .clients = rt_mem_alloc((b->n_clients + 1) * sizeof(rt_client_t *))};
+    b->pass++;
+    rt__sub_index_foreach(b->index, close_collect, &cc);
+    for (size_t i = 0; i < cc.n; i++) {
+        rt_client_t *client = cc.clients[i];
+        if (client->_subs == NULL)
+            continue; /* an earlier close op removed it */
         while (client->_subs != NULL)
             remove_sub(b, client->_subs);
         if (client->ops->close != NULL)
             client->ops->close(client, RT_ECLOSED);
     }
+    free(cc.clients);
     rt__sub_index_free(b->index);
     free(b->ring);
     free(b->failed);

@@ -114,7 +114,6 @@ void rt__sub_index_add(rt_sub_index_t *idx, rt_subscription_t *sub)
         rt_sub_entry_t *e = &sub->entries[i];
         e->sub = sub;
         if (rt_channel_is_all(ch, len)) {
-            e->_owner = &idx->all;
             rt_list_insert_tail(&idx->all, &e->link);
         } else if (rt_channel_is_pattern(ch, len)) {
             bool rest;
@@ -124,7 +123,6 @@ void rt__sub_index_add(rt_sub_index_t *idx, rt_subscription_t *sub)
                 idx->n_patterns++;
             for (trie_node_t *up = n; up != NULL; up = up->parent)
                 up->n_patterns++;
-            e->_owner = n;
             rt_list_insert_tail(list, &e->link);
         } else {
             bucket_t *b = rt_map_get(&idx->exact, ch, len);
@@ -133,7 +131,6 @@ void rt__sub_index_add(rt_sub_index_t *idx, rt_subscription_t *sub)
                 rt_list_init(&b->subs);
                 rt_map_put(&idx->exact, ch, len, b);
             }
-            e->_owner = b;
             rt_list_insert_tail(&b->subs, &e->link);
         }
     }
@@ -162,20 +159,21 @@ void rt__sub_index_remove(rt_sub_index_t *idx, rt_subscription_t *sub)
         rt_sub_entry_t *e = &sub->entries[i];
         if (!rt_list_linked(&e->link))
             continue;
+        /* Entries do not point to their list (8 bytes each): alone in it, both neighbours are its head. */
+        bool last = e->link.next == e->link.prev;
         rt_list_unlink(&e->link);
         if (rt_channel_is_all(ch, len))
             continue;
         if (rt_channel_is_pattern(ch, len)) {
-            trie_node_t *n = e->_owner;
-            if (rt_list_empty(ch[len - 1] == '>' ? &n->rest : &n->here))
+            bool rest;
+            trie_node_t *n = trie_descend(&idx->root, ch, len, &rest); /* finds: the nodes of a linked entry exist */
+            if (last)
                 idx->n_patterns--;
             for (trie_node_t *up = n; up != NULL; up = up->parent)
                 up->n_patterns--;
             trie_prune(n);
-        } else {
-            bucket_t *b = e->_owner;
-            if (rt_list_empty(&b->subs))
-                free(rt_map_del(&idx->exact, ch, len));
+        } else if (last) {
+            free(rt_map_del(&idx->exact, ch, len));
         }
     }
 }
@@ -215,6 +213,41 @@ void rt__sub_index_match(rt_sub_index_t *idx, const rt_event_t *ev, rt_sub_visit
         if (idx->root.n_patterns != 0)
             trie_match(&idx->root, ch, len, 0, ci, cb, ctx);
     }
+    visit_list(&idx->all, 0, cb, ctx);
+}
+
+typedef struct st_foreach_t {
+    rt_sub_visit_cb cb;
+    void *ctx;
+} foreach_t;
+
+static void foreach_bucket(const char *key, size_t len, void *value, void *ctx)
+{
+    foreach_t *f = ctx;
+    visit_list(&((bucket_t *)value)->subs, 0, f->cb, f->ctx);
+}
+
+static void foreach_node(trie_node_t *n, foreach_t *f);
+
+static void foreach_child(const char *key, size_t len, void *value, void *ctx)
+{
+    foreach_node(value, ctx);
+}
+
+static void foreach_node(trie_node_t *n, foreach_t *f)
+{
+    visit_list(&n->here, 0, f->cb, f->ctx);
+    visit_list(&n->rest, 0, f->cb, f->ctx);
+    rt_map_foreach(&n->children, foreach_child, f);
+    if (n->star != NULL)
+        foreach_node(n->star, f);
+}
+
+void rt__sub_index_foreach(rt_sub_index_t *idx, rt_sub_visit_cb cb, void *ctx)
+{
+    foreach_t f = {cb, ctx};
+    rt_map_foreach(&idx->exact, foreach_bucket, &f);
+    foreach_node(&idx->root, &f);
     visit_list(&idx->all, 0, cb, ctx);
 }
 

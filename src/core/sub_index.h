@@ -17,17 +17,16 @@
 
 typedef struct st_rt_sub_index_t rt_sub_index_t;
 
-/** One channel of a subscription, linked into the index list for that channel or pattern. */
+/** One channel of a subscription, linked into the index list for that channel or pattern (found again from the
+ * channel on removal: no pointer to the list's owner, as one entry per subscribed channel adds up). */
 typedef struct st_rt_sub_entry_t {
     rt_list_t link;
     rt_subscription_t *sub;
-    void *_owner; /* the bucket or trie node holding the entry */
 } rt_sub_entry_t;
 
 struct st_rt_subscription_t {
     rt_client_t *client;
     rt_subscription_t *next_of_client;
-    rt_list_t all_link; /* in the broadcaster's list of every subscription */
     rt_filter_t *filter;
     void *data;
     uint32_t n_channels;
@@ -45,6 +44,9 @@ void rt__sub_index_free(rt_sub_index_t *idx);
 void rt__sub_index_add(rt_sub_index_t *idx, rt_subscription_t *sub);
 /** Unlinks sub's entries, deleting buckets and trie nodes left empty. */
 void rt__sub_index_remove(rt_sub_index_t *idx, rt_subscription_t *sub);
+/** Calls cb once for every linked entry (a subscription once per channel; channel index 0). Callbacks must not add
+ * or remove entries. */
+void rt__sub_index_foreach(rt_sub_index_t *idx, rt_sub_visit_cb cb, void *ctx);
 /** Visits every subscription entry ev reaches. Callbacks must not add or remove entries. */
 void rt__sub_index_match(rt_sub_index_t *idx, const rt_event_t *ev, rt_sub_visit_cb cb, void *ctx);
 /** True when one of sub's channels reaches one of ev's channels. */

@@ -1,6 +1,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include "realtime/error.h"
 #include "net/conn.h"
@@ -12,7 +13,10 @@
 #define LOG_PREFIX "conn"
 #include "util/log.h"
 
-/* The libuv handle lives beside the public part so that only src/net sees <uv.h>. */
+/*
+ * The libuv handle lives beside the public part so that only src/net sees <uv.h>. Its data field, which libuv
+ * leaves to us, holds the input leftovers (an rt_buf_t, NULL when there are none): see input_of.
+ */
 typedef struct st_conn_impl_t {
     uv_tcp_t tcp;
     rt_conn_t super;
@@ -23,6 +27,12 @@ typedef struct st_conn_impl_t {
 static conn_impl_t *impl_of(rt_conn_t *c)
 {
     return RT_STRUCT_FROM_MEMBER(conn_impl_t, super, c);
+}
+
+/* Unconsumed input carried to the next read, or NULL. */
+static rt_buf_t *input_of(rt_conn_t *c)
+{
+    return impl_of(c)->tcp.data;
 }
 
 static rt_server_stats_t *stats_of(rt_conn_t *c)
@@ -123,6 +133,14 @@ static size_t gather(rt_conn_t *c, uv_buf_t *iov, size_t *total)
 
 static void flush(rt_conn_t *c);
 
+static void release_ring(rt_conn_t *c)
+{
+    free(c->outq);
+    c->outq = NULL;
+    c->out_cap = 0;
+    c->out_head = 0;
+}
+
 typedef struct st_write_req_t {
     uv_write_t req;
     size_t total;
@@ -180,20 +198,27 @@ static void flush(rt_conn_t *c)
         c->write_in_flight = true;
         return;
     }
-    if (c->close_after_flush)
+    if (c->close_after_flush) {
         rt_conn_close(c);
+        return;
+    }
+    /* The first time the queue empties after a tick, the ring goes at once: most connections get a burst (the
+     * handshake and its replies, an event) and then nothing for a while, and rings kept until the tick by a burst
+     * of new connections would leave the heap fragmented once freed. One that fills again before the tick keeps
+     * it (rt__conn_trim decides then), so a busy connection reallocates it at most twice per tick. */
+    if (!c->out_drained) {
+        c->out_drained = true;
+        release_ring(c);
+    }
 }
 
 void rt__conn_trim(rt_conn_t *c)
 {
     /* An idle connection keeps no output ring: at 10k+ connections those bytes are most of what an idle
-     * connection costs. A busy one reallocates it at most once per tick. */
-    if (c->out_count == 0 && c->outq != NULL && !c->write_in_flight) {
-        free(c->outq);
-        c->outq = NULL;
-        c->out_cap = 0;
-        c->out_head = 0;
-    }
+     * connection costs. */
+    c->out_drained = false;
+    if (c->out_count == 0 && c->outq != NULL && !c->write_in_flight)
+        release_ring(c);
 }
 
 void rt__conn_flush_pending(rt_worker_t *w)
@@ -202,6 +227,16 @@ void rt__conn_flush_pending(rt_worker_t *w)
         rt_conn_t *c = RT_STRUCT_FROM_MEMBER(rt_conn_t, flush_link, w->pending_flush.next);
         rt_list_unlink(&c->flush_link);
         flush(c);
+    }
+}
+
+static void release_input(rt_conn_t *c)
+{
+    rt_buf_t *in = input_of(c);
+    if (in != NULL) {
+        rt_buf_free(in);
+        free(in);
+        impl_of(c)->tcp.data = NULL;
     }
 }
 
@@ -215,7 +250,7 @@ static void on_closed(uv_handle_t *h)
         consume(c, c->queued_bytes);
     atomic_fetch_sub_explicit(&stats_of(c)->connections[c->kind], 1, memory_order_relaxed);
     free(c->outq);
-    rt_buf_free(&c->in);
+    release_input(c);
     free(impl);
 }
 
@@ -271,12 +306,28 @@ static size_t input_limit(rt_conn_t *c)
     return m + 65536;
 }
 
-/* Feeds c->in (leftovers plus new data) and keeps what is still unconsumed. */
+/* Feeds the leftovers (plus new data) and keeps what is still unconsumed; none left, they are released. */
 static void feed_buffered(rt_conn_t *c)
 {
-    size_t used = feed(c, c->in.base, c->in.len);
-    if (!c->closing)
-        rt_buf_consume(&c->in, used);
+    rt_buf_t *in = input_of(c);
+    size_t used = feed(c, in->base, in->len);
+    if (c->closing)
+        return;
+    rt_buf_consume(in, used);
+    if (in->len == 0)
+        release_input(c);
+}
+
+/* Keeps p[0..len) for the next read: bounded by the input limit (false: over it). */
+static bool keep_input(rt_conn_t *c, const char *p, size_t len)
+{
+    rt_buf_t *in = input_of(c);
+    if (in == NULL)
+        impl_of(c)->tcp.data = in = rt_mem_calloc(1, sizeof(*in));
+    if (rt_buf_try_reserve(in, len, input_limit(c)) != 0)
+        return false;
+    rt_buf_append(in, p, len);
+    return true;
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -291,22 +342,17 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0 || c->closing)
         return;
-    if (c->in.len == 0) {
+    if (input_of(c) == NULL) {
         size_t used = feed(c, buf->base, (size_t)nread);
         if (c->closing || used == (size_t)nread)
-            goto Done;
-        if (rt_buf_try_reserve(&c->in, (size_t)nread - used, input_limit(c)) != 0)
+            return;
+        if (!keep_input(c, buf->base + used, (size_t)nread - used))
             goto Overflow;
-        rt_buf_append(&c->in, buf->base + used, (size_t)nread - used);
     } else {
-        if (rt_buf_try_reserve(&c->in, (size_t)nread, input_limit(c)) != 0)
+        if (!keep_input(c, buf->base, (size_t)nread))
             goto Overflow;
-        rt_buf_append(&c->in, buf->base, (size_t)nread);
         feed_buffered(c);
     }
-Done:
-    if (!c->closing && c->in.len == 0 && c->in.cap > 4096)
-        rt_buf_free(&c->in); /* don't keep a big buffer around for an idle connection */
     return;
 Overflow:
     RT_LOG_DEBUG("input over the limit, closing");
@@ -323,9 +369,20 @@ void rt_conn_pause_reading(rt_conn_t *c, bool pause)
         uv_read_stop(stream);
     } else {
         uv_read_start(stream, on_alloc, on_read);
-        if (c->in.len > 0)
+        if (input_of(c) != NULL)
             feed_buffered(c);
     }
+}
+
+bool rt_conn_input_waiting(rt_conn_t *c)
+{
+    uv_os_fd_t fd;
+    char byte;
+    if (input_of(c) != NULL && input_of(c)->len > 0)
+        return true;
+    if (c->closing || uv_fileno((uv_handle_t *)&impl_of(c)->tcp, &fd) != 0)
+        return false;
+    return recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
 }
 
 void rt_conn_peer(rt_conn_t *c, char *buf, size_t size)

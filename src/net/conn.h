@@ -53,14 +53,19 @@ struct st_rt_conn_t {
     void *proto;              /**< the handler's state */
     rt_list_t link;           /* in worker->conns */
     rt_list_t flush_link;     /* in worker->pending_flush while output waits */
-    rt_buf_t in;              /* unconsumed input carried to the next read */
-    rt_out_t *outq;           /* ring of queued output; released when idle (rt__conn_trim) */
+    rt_out_t *outq;           /* ring of queued output; released when idle (flush, rt__conn_trim) */
     size_t queued_bytes;
     int64_t deadline_ms;      /**< handler-defined deadline checked in on_tick (0 = none) */
     uint32_t out_head, out_count, out_cap;
-    rt_conn_kind_t kind;
-    bool closing, close_after_flush, write_in_flight, reading_paused;
-    /* Field order keeps the struct at 128 bytes: it is most of what an idle connection costs. */
+    uint8_t kind;             /**< rt_conn_kind_t */
+    bool closing : 1;
+    bool close_after_flush : 1;
+    bool write_in_flight : 1;
+    bool reading_paused : 1;
+    bool out_drained : 1;     /* the output queue emptied since the last tick (conn.c: when the ring goes) */
+    /* 96 bytes, so that with the libuv handle a connection is one 352-byte malloc chunk: it is most of what an
+     * idle connection costs. Hence narrow flags, and input leftovers (rare: a read ending inside a frame) kept
+     * apart, in a block hung on the handle (conn.c). */
 };
 
 /**
@@ -77,6 +82,11 @@ void rt_conn_close(rt_conn_t *c);
 void rt_conn_close_after_flush(rt_conn_t *c);
 /** Stops/resumes reading from the peer (back-pressure for pipelined requests). */
 void rt_conn_pause_reading(rt_conn_t *c, bool pause);
+/**
+ * Whether input is waiting that the connection has not consumed yet: kept leftovers, or bytes in the
+ * socket that the loop has not read (a syscall: for timeouts, not hot paths).
+ */
+bool rt_conn_input_waiting(rt_conn_t *c);
 /** The monotonic milliseconds of the worker's loop (cached per loop turn). */
 int64_t rt_conn_now(const rt_conn_t *c);
 /** Writes the peer's "ip:port" into buf (for logs; a syscall, so not on hot paths). */

@@ -31,22 +31,50 @@
 #include "util/log.h"
 
 typedef struct st_native_entry_t {
-    char *id;
+    char *id; /* freed with rt_native_sub_free_id */
     rt_subscription_t *sub;
 } native_entry_t;
 
+/*
+ * Embedded in the connection's block (rt_ws_protocol_t.state_size), which makes the two 120 bytes: one 128-byte
+ * malloc chunk per idle connection. Hence no pointers to what the connection knows (the rt_ws_t is at a fixed
+ * offset, the server and broadcaster are the connection's worker's), and the one subscription most connections
+ * hold is kept in place of the array.
+ */
 typedef struct st_native_t {
     rt_client_t client;
-    rt_ws_t *ws;
-    rt_server_t *server;
-    rt_broadcaster_t *broadcaster;
     uint64_t watermark; /* seq of the newest event sent or covered by a replay */
-    native_entry_t *subs;
-    size_t n_subs, cap_subs;
-    unsigned auto_ids;  /* subscriptions given an id by us */
-    bool admin;         /* the query's token carries "admin": true */
-    bool detached;      /* the broadcaster dropped the client: subs[].sub are gone */
+    union {
+        native_entry_t one;   /* cap_subs <= 1 */
+        native_entry_t *many; /* cap_subs > 1 */
+    } subs;
+    uint32_t auto_ids;  /* subscriptions given an id by us */
+    uint8_t n_subs, cap_subs;
+    bool admin : 1;     /* the query's token carries "admin": true */
+    bool detached : 1;  /* the broadcaster dropped the client: the entries' subs are gone */
 } native_t;
+
+_Static_assert(RT_NATIVE_MAX_SUBSCRIPTIONS <= 128, "n_subs and cap_subs are 8 bits");
+
+static rt_ws_t *native_ws(native_t *n)
+{
+    return rt_ws_of_state(n, sizeof(*n));
+}
+
+static rt_server_t *server_of(native_t *n)
+{
+    return rt_conn_server(rt_ws_conn(native_ws(n)));
+}
+
+static rt_broadcaster_t *broadcaster_of(native_t *n)
+{
+    return rt__worker_broadcaster(rt_ws_conn(native_ws(n))->worker);
+}
+
+static native_entry_t *entries(native_t *n)
+{
+    return n->cap_subs > 1 ? n->subs.many : &n->subs.one;
+}
 
 static const char EVENT_HEAD[] = "{\"type\":\"event\",\"event\":";
 
@@ -76,7 +104,7 @@ static void send_json(native_t *n, json_t *obj)
     json_decref(obj);
     if (text == NULL)
         return; /* only on out-of-memory inside jansson */
-    rt_ws_send_text(n->ws, text, strlen(text));
+    rt_ws_send_text(native_ws(n), text, strlen(text));
     free(text);
 }
 
@@ -112,13 +140,14 @@ static int client_send(rt_client_t *client, rt_event_t *ev, rt_subscription_t *s
     if (ev->seq <= n->watermark)
         return 0;
     rt_bytes_t *frame = event_frame(ev);
-    int r = rt_ws_send_frame(n->ws, frame);
+    rt_ws_t *ws = native_ws(n);
+    int r = rt_ws_send_frame(ws, frame);
     if (r == RT_ECLOSED)
         return 0; /* the connection is ending; its on_close removes the client */
     if (r != 0)
         return r; /* slow consumer, already counted and being closed: the broadcaster drops the client */
     n->watermark = ev->seq;
-    rt_conn_count_delivered(rt_ws_conn(n->ws), 1);
+    rt_conn_count_delivered(rt_ws_conn(ws), 1);
     return 0;
 }
 
@@ -126,29 +155,52 @@ static void client_close(rt_client_t *client, int reason)
 {
     native_t *n = client->data;
     n->detached = true;
+    native_entry_t *e = entries(n);
     for (size_t i = 0; i < n->n_subs; i++)
-        n->subs[i].sub = NULL;
-    rt_ws_close(n->ws, RT_WS_CLOSE_INTERNAL, "delivery failed");
+        e[i].sub = NULL;
+    rt_ws_close(native_ws(n), RT_WS_CLOSE_INTERNAL, "delivery failed");
 }
 
 static const rt_client_ops_t client_ops = {.send = client_send, .close = client_close};
 
-static ssize_t find_sub(const native_t *n, const char *id)
+static ssize_t find_sub(native_t *n, const char *id)
 {
+    native_entry_t *e = entries(n);
     for (size_t i = 0; i < n->n_subs; i++)
-        if (strcmp(n->subs[i].id, id) == 0)
+        if (strcmp(e[i].id, id) == 0)
             return (ssize_t)i;
     return -1;
+}
+
+/* Room for one more entry: the first goes in place, more in an array (4, then doubling). */
+static void grow_subs(native_t *n)
+{
+    if (n->cap_subs == 0) {
+        n->cap_subs = 1;
+        return;
+    }
+    size_t cap = n->cap_subs == 1 ? 4 : (size_t)n->cap_subs * 2;
+    native_entry_t *a;
+    if (n->cap_subs == 1) {
+        a = rt_mem_alloc(cap * sizeof(*a));
+        a[0] = n->subs.one;
+    } else {
+        a = rt_mem_realloc(n->subs.many, cap * sizeof(*a));
+    }
+    n->subs.many = a;
+    n->cap_subs = (uint8_t)cap;
 }
 
 /* Sends the replayed events; what does not fit in the client's queue becomes a reset (never a silent gap). */
 static void send_replay(native_t *n, const char *id, const rt_event_list_t *replay)
 {
+    rt_ws_t *ws = native_ws(n);
+    rt_server_t *server = server_of(n);
     for (size_t i = 0; i < replay->count; i++) {
         rt_event_t *ev = replay->events[i];
         if (ev->seq <= n->watermark)
             continue;
-        int r = rt_ws_try_send_frame(n->ws, event_frame(ev));
+        int r = rt_ws_try_send_frame(ws, event_frame(ev));
         if (r == RT_E2BIG) {
             RT_LOG_DEBUG("replay of %zu events over the queue limit: reset", replay->count - i);
             send_reset(n, id);
@@ -157,8 +209,8 @@ static void send_replay(native_t *n, const char *id, const rt_event_list_t *repl
         if (r != 0)
             return;
         n->watermark = ev->seq;
-        rt_conn_count_delivered(rt_ws_conn(n->ws), 1);
-        atomic_fetch_add_explicit(&n->server->stats.replayed, 1, memory_order_relaxed);
+        rt_conn_count_delivered(rt_ws_conn(ws), 1);
+        atomic_fetch_add_explicit(&server->stats.replayed, 1, memory_order_relaxed);
     }
 }
 
@@ -177,7 +229,7 @@ static void announce(native_t *n, const rt_native_sub_t *sub, const char *id)
     for (size_t i = 0; i < sub->n_channels; i++)
         rt_buf_appendf(&b, "%s\"%s\"", i ? "," : "", sub->channels[i]);
     rt_buf_appends(&b, "]}");
-    rt_ws_send_text(n->ws, b.base, b.len);
+    rt_ws_send_text(native_ws(n), b.base, b.len);
     rt_buf_free(&b);
     free(qid);
 }
@@ -188,7 +240,9 @@ static void announce(native_t *n, const rt_native_sub_t *sub, const char *id)
  */
 static void subscribe(native_t *n, rt_native_sub_t *sub)
 {
-    const rt_config_t *cfg = n->server->config;
+    rt_server_t *server = server_of(n);
+    rt_broadcaster_t *broadcaster = broadcaster_of(n);
+    const rt_config_t *cfg = server->config;
     rt_native_error_t err;
     char auto_id[24];
     if (sub->id == NULL) {
@@ -212,26 +266,24 @@ static void subscribe(native_t *n, rt_native_sub_t *sub)
     if (sub->last_event_id != NULL && n->n_subs != 0) {
         /* Events already queued for this worker would be covered by the watermark the replay raises: deliver them
          * to the existing subscriptions first. */
-        rt_broadcaster_dispatch(n->broadcaster, 0);
-        if (rt_ws_is_closing(n->ws) || n->detached)
+        rt_broadcaster_dispatch(broadcaster, 0);
+        if (rt_ws_is_closing(native_ws(n)) || n->detached)
             goto Done;
     }
     rt_subscription_t *s;
     rt_event_list_t replay;
     uint64_t upto;
-    int r = rt_native_sub_attach(sub, n->broadcaster, n->server->history, &n->client, &s, &replay, &upto);
+    int r = rt_native_sub_attach(sub, broadcaster, server->history, &n->client, &s, &replay, &upto);
     if (r == RT_EINVAL) {
         send_error(n, sub->id, "unavailable", "the server is shutting down");
         goto Done;
     }
-    if (n->n_subs == n->cap_subs) {
-        n->cap_subs = n->cap_subs ? n->cap_subs * 2 : 1; /* most connections hold one subscription */
-        n->subs = rt_mem_realloc(n->subs, n->cap_subs * sizeof(*n->subs));
-    }
-    n->subs[n->n_subs++] = (native_entry_t){sub->id, s};
+    if (n->n_subs == n->cap_subs)
+        grow_subs(n);
+    entries(n)[n->n_subs++] = (native_entry_t){sub->id, s};
     const char *id = sub->id;
     sub->id = NULL;
-    atomic_fetch_add_explicit(&n->server->stats.subscriptions, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&server->stats.subscriptions, 1, memory_order_relaxed);
     announce(n, sub, id);
     if (r == RT_ERANGE)
         send_reset(n, id);
@@ -255,13 +307,13 @@ static void unsubscribe(native_t *n, const char *id)
         send_error(n, id, "not_found", "no subscription with id \"%s\"", id);
         return;
     }
-    native_entry_t e = n->subs[i];
-    n->subs[i] = n->subs[--n->n_subs];
+    native_entry_t *all = entries(n), e = all[i];
+    all[i] = all[--n->n_subs];
     if (e.sub != NULL)
-        rt_broadcaster_unsubscribe(n->broadcaster, e.sub);
-    atomic_fetch_sub_explicit(&n->server->stats.subscriptions, 1, memory_order_relaxed);
+        rt_broadcaster_unsubscribe(broadcaster_of(n), e.sub);
+    atomic_fetch_sub_explicit(&server_of(n)->stats.subscriptions, 1, memory_order_relaxed);
     send_json(n, json_pack("{s:s,s:s}", "type", "unsubscribed", "id", id));
-    free(e.id);
+    rt_native_sub_free_id(e.id);
 }
 
 static int native_on_message(rt_ws_t *ws, void *state, const char *text, size_t len)
@@ -326,21 +378,17 @@ static void welcome(native_t *n)
     char client_id[32];
     make_client_id(client_id, sizeof(client_id));
     char msg[128]; /* by hand, as announce: the client id is ours and needs no escaping */
-    double hb = n->server->config->heartbeat_s;
+    double hb = server_of(n)->config->heartbeat_s;
     int len = hb == (double)(long long)hb
                   ? snprintf(msg, sizeof(msg), "{\"type\":\"welcome\",\"client_id\":\"%s\",\"heartbeat_s\":%lld}", client_id, (long long)hb)
                   : snprintf(msg, sizeof(msg), "{\"type\":\"welcome\",\"client_id\":\"%s\",\"heartbeat_s\":%g}", client_id, hb);
-    rt_ws_send_text(n->ws, msg, (size_t)len);
+    rt_ws_send_text(native_ws(n), msg, (size_t)len);
 }
 
 static void *native_on_open(rt_ws_t *ws, const rt_http_request_t *req)
 {
-    rt_conn_t *c = rt_ws_conn(ws);
-    native_t *n = rt_mem_calloc(1, sizeof(*n));
+    native_t *n = rt_ws_state(ws); /* embedded, zeroed */
     n->client = (rt_client_t){.ops = &client_ops, .data = n};
-    n->ws = ws;
-    n->server = rt_conn_server(c);
-    n->broadcaster = rt__worker_broadcaster(c->worker);
     welcome(n);
 
     rt_native_sub_t sub;
@@ -349,7 +397,10 @@ static void *native_on_open(rt_ws_t *ws, const rt_http_request_t *req)
         send_error(n, "query", err.code, "%s", err.message);
         return n;
     }
-    if (rt_native_check_token(n->server->config, sub.token, &n->admin, &err) != 0) {
+    bool admin;
+    int tr = rt_native_check_token(server_of(n)->config, sub.token, &admin, &err);
+    n->admin = admin;
+    if (tr != 0) {
         /* A token that does not verify subscribes nothing; the connection stays, as for any refused subscription. */
         send_error(n, sub.n_channels != 0 ? "query" : NULL, err.code, "%s", err.message);
         rt_native_sub_dispose(&sub);
@@ -366,19 +417,22 @@ static void *native_on_open(rt_ws_t *ws, const rt_http_request_t *req)
 static void native_on_close(rt_ws_t *ws, void *state)
 {
     native_t *n = state;
-    rt_broadcaster_remove_client(n->broadcaster, &n->client);
+    rt_broadcaster_remove_client(broadcaster_of(n), &n->client);
     if (n->n_subs != 0)
-        atomic_fetch_sub_explicit(&n->server->stats.subscriptions, (int_fast64_t)n->n_subs, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&server_of(n)->stats.subscriptions, (int_fast64_t)n->n_subs, memory_order_relaxed);
+    native_entry_t *e = entries(n);
     for (size_t i = 0; i < n->n_subs; i++)
-        free(n->subs[i].id);
-    free(n->subs);
-    free(n);
+        rt_native_sub_free_id(e[i].id);
+    if (n->cap_subs > 1)
+        free(n->subs.many);
+    /* n itself is part of the connection's block, freed by the WebSocket layer */
 }
 
 const rt_ws_protocol_t rt_native_protocol = {
     .name = "native",
     .kind = RT_CONN_WS,
     .ping_frames = true,
+    .state_size = sizeof(native_t),
     .on_open = native_on_open,
     .on_message = native_on_message,
     .on_close = native_on_close,

@@ -10,6 +10,8 @@
 #include "server/token.h"
 #include "util/mem.h"
 
+const char rt_native_query_id[] = "query";
+
 static int fail(rt_native_error_t *err, int rc, const char *code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 static int fail(rt_native_error_t *err, int rc, const char *code, const char *fmt, ...)
@@ -120,7 +122,7 @@ static int query_param(rt_native_sub_t *sub, query_filters_t *qf, const char *ke
 
 int rt_native_sub_from_query(const char *query, rt_native_sub_t *out, rt_native_error_t *err)
 {
-    *out = (rt_native_sub_t){.id = rt_strdup("query")};
+    *out = (rt_native_sub_t){.id = (char *)rt_native_query_id}; /* never written through */
     if (query == NULL)
         query = "";
     /* Decoding never lengthens, so buffers the size of the query never truncate. */
@@ -224,7 +226,7 @@ void rt_native_sub_dispose(rt_native_sub_t *sub)
         free(sub->channels[i]);
     free(sub->channels);
     rt_filter_free(sub->filter);
-    free(sub->id);
+    rt_native_sub_free_id(sub->id);
     free(sub->last_event_id);
     free(sub->token);
     *sub = (rt_native_sub_t){0};

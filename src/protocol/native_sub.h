@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include "realtime/broadcaster.h"
 #include "realtime/filter.h"
 #include "realtime/history.h"
@@ -33,7 +34,7 @@ typedef struct st_rt_native_error_t {
 
 /** A parsed subscription. Owns everything it points to; release with rt_native_sub_dispose. */
 typedef struct st_rt_native_sub_t {
-    char *id;              /**< subscription id: "query" for the query form; NULL when a message had none */
+    char *id;              /**< subscription id: rt_native_query_id for the query form; NULL when a message had none */
     char **channels;       /**< valid channels or patterns, without duplicates, in the order given */
     size_t n_channels;     /**< may be 0 for the query form (no channels= parameter) */
     bool has_all;          /**< one of the channels is `all` */
@@ -41,6 +42,19 @@ typedef struct st_rt_native_sub_t {
     char *last_event_id;   /**< resume point, or NULL */
     char *token;           /**< the query's token=, or NULL (the JSON form carries none) */
 } rt_native_sub_t;
+
+/**
+ * "query", the id of the query form's subscription: static, so that the one subscription most connections hold
+ * costs no string. Free ids with rt_native_sub_free_id, which knows it.
+ */
+extern const char rt_native_query_id[];
+
+/** Frees a subscription id (NULL and rt_native_query_id are not freed). */
+static inline void rt_native_sub_free_id(char *id)
+{
+    if (id != rt_native_query_id)
+        free(id);
+}
 
 /**
  * Parses a query string (without the '?'; NULL or "" allowed). Returns 0, or RT_EINVAL / RT_E2BIG with err

@@ -21,15 +21,15 @@
 
 #define RESET_BLOCK "event: reset\ndata: {\"reason\":\"history_unavailable\"}\n\n"
 
+/*
+ * c->proto of a stream, and most of what an idle one costs beside the connection: nothing the connection knows
+ * is repeated (client.data is the connection; the server and broadcaster are its worker's; the next ping is due
+ * at c->deadline_ms), so that this is one 64-byte malloc chunk. A stream is counted in stats.subscriptions.
+ */
 typedef struct st_sse_t {
     rt_client_t client;
-    rt_conn_t *conn;
-    rt_server_t *server;
-    rt_broadcaster_t *broadcaster;
-    uint64_t watermark;   /* seq of the newest event sent or covered by the replay */
-    int64_t next_ping_ms;
-    bool subscribed;      /* counted in stats.subscriptions */
-    bool detached;        /* the broadcaster dropped the client (its close op ran) */
+    uint64_t watermark; /* seq of the newest event sent or covered by the replay */
+    bool detached;      /* the broadcaster dropped the client (its close op ran) */
 } sse_t;
 
 static rt_bytes_t *ping_bytes;
@@ -51,42 +51,43 @@ static rt_bytes_t *encode_block(const rt_event_t *ev, size_t channel_index, void
     return rt_sse_event_bytes(&se);
 }
 
-/* Queues ev unless the watermark covers it. Returns 0 or a negative error (RT_E2BIG: slow consumer). */
-static int send_event(sse_t *s, rt_event_t *ev)
+/* Queues ev on c (whose stream is s) unless the watermark covers it. Returns 0 or a negative error (RT_E2BIG: slow
+ * consumer). */
+static int send_event(rt_conn_t *c, sse_t *s, rt_event_t *ev)
 {
     if (ev->seq <= s->watermark)
         return 0;
     rt_bytes_t *block = rt_event_form(ev, RT_FORM_SSE, 0, encode_block, NULL);
     if (block == NULL)
         return RT_EINVAL; /* an id or type with a line break: cannot happen for a validated event */
-    int r = rt_conn_send(s->conn, block, false);
+    int r = rt_conn_send(c, block, false);
     if (r != 0)
         return r;
     s->watermark = ev->seq;
-    rt_conn_count_delivered(s->conn, 1);
+    rt_conn_count_delivered(c, 1);
     return 0;
 }
 
 static int client_send(rt_client_t *client, rt_event_t *ev, rt_subscription_t *sub, size_t channel_index)
 {
-    sse_t *s = client->data;
-    if (s->conn->closing || s->conn->close_after_flush)
+    rt_conn_t *c = client->data;
+    if (c->closing || c->close_after_flush)
         return 0;
-    int r = send_event(s, ev);
+    int r = send_event(c, c->proto, ev);
     if (r == RT_E2BIG) {
-        atomic_fetch_add_explicit(&s->server->stats.slow_disconnects, 1, memory_order_relaxed);
-        RT_LOG_INFO("slow consumer (%zu bytes queued), closing", s->conn->queued_bytes);
+        atomic_fetch_add_explicit(&rt_conn_server(c)->stats.slow_disconnects, 1, memory_order_relaxed);
+        RT_LOG_INFO("slow consumer (%zu bytes queued), closing", c->queued_bytes);
     } else if (r != 0) {
-        atomic_fetch_add_explicit(&s->server->stats.send_failures, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&rt_conn_server(c)->stats.send_failures, 1, memory_order_relaxed);
     }
     return r; /* non-zero: the broadcaster drops the client and calls client_close */
 }
 
 static void client_close(rt_client_t *client, int reason)
 {
-    sse_t *s = client->data;
-    s->detached = true;
-    rt_conn_close(s->conn);
+    rt_conn_t *c = client->data;
+    ((sse_t *)c->proto)->detached = true;
+    rt_conn_close(c);
 }
 
 static const rt_client_ops_t client_ops = {.send = client_send, .close = client_close};
@@ -98,10 +99,9 @@ static ssize_t sse_on_data(rt_conn_t *c, const char *buf, size_t len)
 
 static void sse_on_tick(rt_conn_t *c, int64_t now_ms)
 {
-    sse_t *s = c->proto;
-    if (now_ms < s->next_ping_ms)
+    if (now_ms < c->deadline_ms)
         return;
-    s->next_ping_ms = now_ms + (int64_t)(s->server->config->heartbeat_s * 1000);
+    c->deadline_ms = now_ms + (int64_t)(rt_conn_server(c)->config->heartbeat_s * 1000);
     /* A full queue means the stream is not idle: no ping needed, and the next event decides about slowness. */
     if (c->out_count == 0)
         (void)rt_conn_send(c, ping_bytes, false);
@@ -116,9 +116,8 @@ static void sse_on_close(rt_conn_t *c)
 {
     sse_t *s = c->proto;
     if (!s->detached)
-        rt_broadcaster_remove_client(s->broadcaster, &s->client);
-    if (s->subscribed)
-        atomic_fetch_sub_explicit(&s->server->stats.subscriptions, 1, memory_order_relaxed);
+        rt_broadcaster_remove_client(rt__worker_broadcaster(c->worker), &s->client);
+    atomic_fetch_sub_explicit(&rt_conn_server(c)->stats.subscriptions, 1, memory_order_relaxed);
     free(s);
 }
 
@@ -130,15 +129,15 @@ static const rt_conn_handler_t sse_handler = {
 };
 
 /* Sends the replay; when it does not fit in the client's queue, what is left becomes a reset. */
-static void send_replay(sse_t *s, rt_event_list_t *replay, uint64_t upto)
+static void send_replay(rt_conn_t *c, sse_t *s, rt_event_list_t *replay, uint64_t upto)
 {
     for (size_t i = 0; i < replay->count; i++) {
-        if (send_event(s, replay->events[i]) != 0) {
+        if (send_event(c, s, replay->events[i]) != 0) {
             RT_LOG_DEBUG("replay of %zu events over the queue limit: reset", replay->count - i);
-            rt_conn_send_copy(s->conn, RESET_BLOCK, sizeof(RESET_BLOCK) - 1);
+            rt_conn_send_copy(c, RESET_BLOCK, sizeof(RESET_BLOCK) - 1);
             break;
         }
-        atomic_fetch_add_explicit(&s->server->stats.replayed, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&rt_conn_server(c)->stats.replayed, 1, memory_order_relaxed);
     }
     s->watermark = upto;
 }
@@ -177,21 +176,18 @@ void rt_sse_accept(rt_conn_t *c, rt_http_request_t *req)
     }
 
     sse_t *s = rt_mem_calloc(1, sizeof(*s));
-    s->client = (rt_client_t){.ops = &client_ops, .data = s};
-    s->conn = c;
-    s->server = server;
-    s->broadcaster = rt__worker_broadcaster(c->worker);
+    s->client = (rt_client_t){.ops = &client_ops, .data = c};
     rt_subscription_t *subscription;
     rt_event_list_t replay;
     uint64_t upto;
-    int r = rt_native_sub_attach(&sub, s->broadcaster, server->history, &s->client, &subscription, &replay, &upto);
+    int r = rt_native_sub_attach(&sub, rt__worker_broadcaster(c->worker), server->history, &s->client, &subscription,
+                                 &replay, &upto);
     rt_native_sub_dispose(&sub);
     if (r == RT_EINVAL) {
         free(s);
         rt_http_respond_error(c, 503, "unavailable", "server is shutting down");
         return;
     }
-    s->subscribed = true;
     atomic_fetch_add_explicit(&server->stats.subscriptions, 1, memory_order_relaxed);
 
     pthread_once(&ping_once, make_ping);
@@ -204,13 +200,13 @@ void rt_sse_accept(rt_conn_t *c, rt_http_request_t *req)
     /* req points into the HTTP layer's state, which the switch frees: it is not used past here. */
     rt_http_switch(c, &sse_handler, s);
     rt_conn_set_kind(c, RT_CONN_SSE);
-    s->next_ping_ms = rt_conn_now(c) + (int64_t)(cfg->heartbeat_s * 1000);
+    c->deadline_ms = rt_conn_now(c) + (int64_t)(cfg->heartbeat_s * 1000); /* the next ping */
 
     if (r == RT_ERANGE) {
         rt_conn_send_copy(c, RESET_BLOCK, sizeof(RESET_BLOCK) - 1);
         s->watermark = upto;
     } else {
-        send_replay(s, &replay, upto);
+        send_replay(c, s, &replay, upto);
     }
     rt_event_list_free(&replay);
 }

@@ -2,7 +2,10 @@
  * The WebSocket connection state machine. Input is parsed in place: a frame is handled once its header and
  * whole payload are in the buffer the connection layer hands us (it keeps leftovers, bounded by
  * max_message_bytes plus slack), unmasked there, and an unfragmented text message goes to the protocol without
- * a copy. Only fragmented messages are copied, into one per-connection buffer.
+ * a copy. Only fragmented messages are copied, into a buffer that lives while the message is open.
+ *
+ * An idle connection is mostly this struct (with the protocol state embedded before it when the protocol asks),
+ * so what is needed only between the pieces of a frame or a message lives in a block allocated just then.
  *
  * Closing: rt_ws_close sends our close frame and waits up to CLOSE_TIMEOUT_MS for the peer's; failing the
  * connection (protocol errors, slow consumers) sends the close frame and closes once it is written, without
@@ -26,24 +29,32 @@
 
 /* RFC 6455 section 7.1.1 leaves the wait for the peer's close frame to us; browsers answer within milliseconds. */
 #define CLOSE_TIMEOUT_MS 2000
-/* A fragment buffer bigger than this is released once its message is handled, so idle connections stay small. */
-#define FRAG_KEEP_BYTES 4096
+/* The message assembler and the fragments so far, while a frame's payload or a message's next fragment is
+ * still to come. Whole frames, the usual case, are assembled on the stack. */
+typedef struct st_ws_partial_t {
+    rt_ws_msg_t msg;
+    rt_buf_t frag;
+} ws_partial_t;
 
+/*
+ * conn->deadline_ms (0: none) is the pong deadline (a ping is outstanding) until close_sent, then the close
+ * deadline. The other times are the loop's milliseconds cut to 32 bits, compared with wrap-around (time_reached):
+ * they are never more than a day ahead (the configured heartbeat's limit).
+ */
 struct st_rt_ws_t {
     rt_conn_t *conn;
-    rt_server_t *server;
     const rt_ws_protocol_t *proto;
     void *state;
-    rt_ws_msg_t msg;
-    rt_buf_t frag;             /* the fragments of the open message so far */
-    int64_t next_ping_ms;
-    int64_t pong_deadline_ms;  /* 0: no ping outstanding */
-    int64_t close_deadline_ms; /* valid once close_sent */
-    int64_t next_tick_ms;      /* the protocol's once-a-second tick */
-    bool in_frame;             /* rt_ws_msg_frame_begin ran for the frame at the head of the input */
-    bool opened;               /* on_open returned a state: on_close is owed */
-    bool close_sent, close_received;
+    ws_partial_t *partial;  /* NULL between whole frames */
+    uint32_t next_ping_ms;
+    uint32_t next_tick_ms;  /* the protocol's once-a-second tick */
+    bool in_frame : 1;      /* rt_ws_msg_frame_begin ran for the frame at the head of the input */
+    bool opened : 1;        /* on_open returned a state: on_close is owed */
+    bool close_sent : 1;
+    bool close_received : 1;
 };
+
+_Static_assert(_Alignof(rt_ws_t) <= 8, "RT_WS_EMBED_OFFSET aligns to 8");
 
 static rt_bytes_t *ping_frame;
 static pthread_once_t ping_once = PTHREAD_ONCE_INIT;
@@ -56,7 +67,12 @@ static void make_ping_frame(void)
 
 static const rt_config_t *ws_config(const rt_ws_t *ws)
 {
-    return ws->server->config;
+    return rt_conn_server(ws->conn)->config;
+}
+
+static bool time_reached(int64_t now, uint32_t t)
+{
+    return (int32_t)((uint32_t)now - t) >= 0;
 }
 
 static bool ws_ending(const rt_ws_t *ws)
@@ -79,7 +95,7 @@ static void send_close_frame(rt_ws_t *ws, uint16_t code, const char *reason)
     size_t n = rt_ws_close_frame(frame, code, reason, reason != NULL ? strlen(reason) : 0);
     rt_conn_send_copy(ws->conn, frame, n);
     ws->close_sent = true;
-    ws->close_deadline_ms = rt_conn_now(ws->conn) + CLOSE_TIMEOUT_MS;
+    ws->conn->deadline_ms = rt_conn_now(ws->conn) + CLOSE_TIMEOUT_MS;
 }
 
 /* Fails the connection (RFC 6455 section 7.1.7): our close frame if not sent yet, then close once it is written. */
@@ -97,7 +113,7 @@ static void ws_fail(rt_ws_t *ws, uint16_t code, const char *reason)
 
 static void slow_consumer(rt_ws_t *ws)
 {
-    atomic_fetch_add_explicit(&ws->server->stats.slow_disconnects, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&rt_conn_server(ws->conn)->stats.slow_disconnects, 1, memory_order_relaxed);
     char peer[64];
     rt_conn_peer(ws->conn, peer, sizeof(peer));
     RT_LOG_INFO("%s: slow consumer (%zu bytes queued), closing", peer, ws->conn->queued_bytes);
@@ -200,7 +216,8 @@ static int on_control(rt_ws_t *ws, int op, const uint8_t *payload, size_t len)
         }
         return 0;
     case RT_WS_OP_PONG:
-        ws->pong_deadline_ms = 0;
+        if (!ws->close_sent)
+            ws->conn->deadline_ms = 0; /* after our close frame it is the close deadline */
         return 0;
     default: { /* RT_WS_OP_CLOSE */
         rt_ws_close_t cl;
@@ -217,28 +234,45 @@ static int on_control(rt_ws_t *ws, int op, const uint8_t *payload, size_t len)
     }
 }
 
-/* The payload of a data frame: delivered in place when it is a whole message, else appended to the fragments. */
+/*
+ * The payload of a data frame: delivered in place when it is a whole message, else appended to the fragments
+ * (ws->partial exists then: the message is open, or was until this frame).
+ */
 static int on_data_frame(rt_ws_t *ws, int op, const uint8_t *payload, size_t len)
 {
-    if (op == RT_WS_OP_TEXT && ws->frag.len == 0) {
+    if (op == RT_WS_OP_TEXT && (ws->partial == NULL || ws->partial->frag.len == 0)) {
         deliver_message(ws, (const char *)payload, len);
         return 0;
     }
+    rt_buf_t *frag = &ws->partial->frag;
     size_t limit = ws_config(ws)->max_message_bytes != 0 ? ws_config(ws)->max_message_bytes : SIZE_MAX;
     if (len != 0) {
-        if (rt_buf_try_reserve(&ws->frag, len, limit) != 0) {
+        if (rt_buf_try_reserve(frag, len, limit) != 0) {
             ws_fail(ws, RT_WS_CLOSE_TOO_BIG, "message too big");
             return -1;
         }
-        rt_buf_append(&ws->frag, payload, len);
+        rt_buf_append(frag, payload, len);
     }
-    if (op == RT_WS_OP_TEXT) {
-        deliver_message(ws, ws->frag.base, ws->frag.len);
-        ws->frag.len = 0;
-        if (ws->frag.cap > FRAG_KEEP_BYTES)
-            rt_buf_free(&ws->frag);
-    }
+    if (op == RT_WS_OP_TEXT)
+        deliver_message(ws, frag->base, frag->len);
     return 0;
+}
+
+/* Moves the assembler state off the stack: it must outlive this read. */
+static rt_ws_msg_t *keep_partial(rt_ws_t *ws, const rt_ws_msg_t *local)
+{
+    ws->partial = rt_mem_calloc(1, sizeof(*ws->partial));
+    ws->partial->msg = *local;
+    return &ws->partial->msg;
+}
+
+static void release_partial(rt_ws_t *ws)
+{
+    if (ws->partial != NULL) {
+        rt_buf_free(&ws->partial->frag);
+        free(ws->partial);
+        ws->partial = NULL;
+    }
 }
 
 /*
@@ -255,35 +289,47 @@ static ssize_t handle_frame(rt_ws_t *ws, uint8_t *p, size_t len)
         ws_fail(ws, f.close_code, f.error);
         return -1;
     }
+    rt_ws_msg_t local, *m = ws->partial != NULL ? &ws->partial->msg : &local;
     if (!ws->in_frame) {
+        if (m == &local)
+            rt_ws_msg_init(&local, ws_config(ws)->max_message_bytes);
         /* Decided from the header alone, so an oversized frame is refused before its payload is buffered. */
-        if (rt_ws_msg_frame_begin(&ws->msg, &f) != 0) {
-            ws_fail(ws, ws->msg.close_code, ws->msg.error);
+        if (rt_ws_msg_frame_begin(m, &f) != 0) {
+            ws_fail(ws, m->close_code, m->error);
             return -1;
         }
         if (f.opcode == RT_WS_OP_BINARY) {
             ws_fail(ws, RT_WS_CLOSE_UNSUPPORTED, "binary messages are not supported");
             return -1;
         }
-        ws->in_frame = true;
     }
-    if (len - (size_t)h < f.payload_len)
+    if (len - (size_t)h < f.payload_len) {
+        if (m == &local)
+            keep_partial(ws, &local);
+        ws->in_frame = true;
         return 0;
+    }
     ws->in_frame = false;
     uint8_t *payload = p + h;
     size_t plen = (size_t)f.payload_len;
     rt_ws_unmask(payload, plen, f.mask, 0);
-    if (rt_ws_msg_frame_data(&ws->msg, payload, plen) != 0) {
-        ws_fail(ws, ws->msg.close_code, ws->msg.error);
+    if (rt_ws_msg_frame_data(m, payload, plen) != 0) {
+        ws_fail(ws, m->close_code, m->error);
         return -1;
     }
-    int op = rt_ws_msg_frame_end(&ws->msg);
+    int op = rt_ws_msg_frame_end(m);
     if (op < 0) {
-        ws_fail(ws, ws->msg.close_code, ws->msg.error);
+        ws_fail(ws, m->close_code, m->error);
         return -1;
     }
+    if (m == &local && rt_ws_msg_open(m))
+        m = keep_partial(ws, &local); /* a fragmented message: more frames follow */
     int r = (op & 0x8) ? on_control(ws, op, payload, plen) : on_data_frame(ws, op, payload, plen);
-    return r < 0 ? -1 : (ssize_t)((size_t)h + plen);
+    if (r < 0)
+        return -1;
+    if (ws->partial != NULL && !rt_ws_msg_open(m))
+        release_partial(ws); /* between whole messages again */
+    return (ssize_t)((size_t)h + plen);
 }
 
 static ssize_t ws_on_data(rt_conn_t *c, const char *buf, size_t len)
@@ -309,26 +355,26 @@ static void ws_on_tick(rt_conn_t *c, int64_t now)
 {
     rt_ws_t *ws = c->proto;
     if (ws->close_sent || c->close_after_flush) {
-        if (!ws->close_sent || now >= ws->close_deadline_ms)
+        if (!ws->close_sent || now >= c->deadline_ms)
             rt_conn_close(c);
         return;
     }
     const rt_config_t *cfg = ws_config(ws);
     if (ws->proto->ping_frames && cfg->heartbeat_s > 0) {
-        if (ws->pong_deadline_ms != 0 && now >= ws->pong_deadline_ms) {
+        if (c->deadline_ms != 0 && now >= c->deadline_ms) {
             rt_ws_close(ws, RT_WS_CLOSE_POLICY, "pong timeout");
             return;
         }
-        if (now >= ws->next_ping_ms) {
+        if (time_reached(now, ws->next_ping_ms)) {
             pthread_once(&ping_once, make_ping_frame);
             send_reply(ws, ping_frame);
-            if (ws->pong_deadline_ms == 0)
-                ws->pong_deadline_ms = now + (int64_t)(cfg->pong_timeout_s * 1000);
-            ws->next_ping_ms = now + (int64_t)(cfg->heartbeat_s * 1000);
+            if (c->deadline_ms == 0)
+                c->deadline_ms = now + (int64_t)(cfg->pong_timeout_s * 1000);
+            ws->next_ping_ms = (uint32_t)(now + (int64_t)(cfg->heartbeat_s * 1000));
         }
     }
-    if (ws->opened && ws->proto->on_tick != NULL && now >= ws->next_tick_ms && !ws_ending(ws)) {
-        ws->next_tick_ms = now + 1000;
+    if (ws->opened && ws->proto->on_tick != NULL && time_reached(now, ws->next_tick_ms) && !ws_ending(ws)) {
+        ws->next_tick_ms = (uint32_t)(now + 1000);
         ws->proto->on_tick(ws, ws->state, now);
     }
 }
@@ -358,8 +404,9 @@ static void ws_on_close(rt_conn_t *c)
     rt_ws_t *ws = c->proto;
     if (ws->opened && ws->proto->on_close != NULL)
         ws->proto->on_close(ws, ws->state);
-    rt_buf_free(&ws->frag);
-    free(ws);
+    release_partial(ws);
+    size_t embedded = ws->proto->state_size;
+    free(embedded != 0 ? (char *)ws - RT_WS_EMBED_OFFSET(embedded) : (void *)ws);
 }
 
 static const rt_conn_handler_t ws_handler = {
@@ -435,14 +482,17 @@ int rt_ws_accept(rt_conn_t *c, const rt_http_request_t *req, const rt_ws_protoco
     }
     rt_conn_send_copy(c, head, (size_t)n);
 
-    rt_ws_t *ws = rt_mem_calloc(1, sizeof(*ws));
+    /* One block: the embedded protocol state (if any), then the connection's. */
+    size_t off = p->state_size != 0 ? RT_WS_EMBED_OFFSET(p->state_size) : 0;
+    char *block = rt_mem_calloc(1, off + sizeof(rt_ws_t));
+    rt_ws_t *ws = (rt_ws_t *)(block + off);
     ws->conn = c;
-    ws->server = rt_conn_server(c);
     ws->proto = p;
-    rt_ws_msg_init(&ws->msg, ws_config(ws)->max_message_bytes);
+    ws->state = off != 0 ? block : NULL;
     int64_t now = rt_conn_now(c);
-    ws->next_ping_ms = now + (int64_t)(ws_config(ws)->heartbeat_s * 1000);
-    ws->next_tick_ms = now + 1000;
+    c->deadline_ms = 0;
+    ws->next_ping_ms = (uint32_t)(now + (int64_t)(ws_config(ws)->heartbeat_s * 1000));
+    ws->next_tick_ms = (uint32_t)(now + 1000);
     /* req lives in the HTTP layer's state, which the switch frees: the protocol sees it before. */
     ws->state = p->on_open(ws, req);
     ws->opened = ws->state != NULL;

@@ -22,6 +22,14 @@ typedef struct st_rt_ws_protocol_t {
     /** Send WebSocket ping frames every heartbeat and close 1008 "pong timeout" without a pong (native /ws).
      * Centrifuge does its own application-level pings instead. */
     bool ping_frames;
+    /**
+     * Non-zero: the protocol's state (this many bytes, zeroed, 16-byte aligned) is
+     * allocated with the connection's, in one block (at 10k+ idle connections, a malloc chunk less each);
+     * rt_ws_state() gives it to on_open, which returns it, and it is freed with the connection: on_close must not
+     * free it. The rt_ws_t sits at RT_WS_EMBED_OFFSET(state_size) after it (see rt_ws_of_state). 0: on_open
+     * allocates the state itself.
+     */
+    size_t state_size;
     /** After the 101 is queued: returns the protocol's state, or NULL to close with 1011. */
     void *(*on_open)(rt_ws_t *ws, const rt_http_request_t *req);
     /** A complete, valid UTF-8 text message (not NUL-terminated; it points into the input and is valid only during
@@ -62,7 +70,17 @@ void rt_ws_close(rt_ws_t *ws, uint16_t code, const char *reason);
 bool rt_ws_is_closing(const rt_ws_t *ws);
 /** The underlying connection. */
 rt_conn_t *rt_ws_conn(rt_ws_t *ws);
-/** The protocol state returned by on_open. */
+/** The protocol state returned by on_open (during on_open: the embedded state of a protocol with state_size). */
 void *rt_ws_state(rt_ws_t *ws);
+
+/** Where the rt_ws_t follows a protocol state embedded with it (rt_ws_protocol_t.state_size): 8-byte aligned,
+ * all that either needs (pointers and 64-bit integers; no long double). */
+#define RT_WS_EMBED_OFFSET(state_size) (((size_t)(state_size) + 7) & ~(size_t)7)
+
+/** The connection of an embedded protocol state (state_size: the protocol's), without a pointer in the state. */
+static inline rt_ws_t *rt_ws_of_state(void *state, size_t state_size)
+{
+    return (rt_ws_t *)((char *)state + RT_WS_EMBED_OFFSET(state_size));
+}
 
 #endif
