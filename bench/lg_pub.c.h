@@ -84,6 +84,13 @@ static void pub_reconnect(publisher_t *p, uint32_t k, const char *why)
         pub_connect(p, k);
 }
 
+/* Whether an idle connection can take a request: nothing to read on it, not even the server's FIN. */
+static int pub_usable(const pub_conn_t *c)
+{
+    char b;
+    return recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 /* Sends event number seq (1-based) on an idle connection; returns 0, or -1 when none is idle. */
 static int pub_send(publisher_t *p, uint32_t seq)
 {
@@ -94,6 +101,14 @@ static int pub_send(publisher_t *p, uint32_t seq)
             break;
     if (k == p->n)
         return -1;
+    /* The server closes keep-alive connections left idle (the spare ones here, used only when the first are
+     * busy): one whose FIN came since the last poll would answer this request with a reset. Checked before
+     * reuse, as curl does; a connection the server closed while idle is no error. */
+    if (!pub_usable(&p->c[k])) {
+        pub_reconnect(p, k, "closed while idle");
+        if (p->c[k].fd < 0)
+            return -1;
+    }
     pub_conn_t *c = &p->c[k];
     char body[512 + 256], req[1024 + 256];
     char *big = NULL, *bp = body;

@@ -257,9 +257,12 @@ static void http_on_tick(rt_conn_t *c, int64_t now)
     if (state_of(c)->in_message) {
         rt_http_respond_error(c, 408, "bad_request", "request not received in time");
         rt_conn_close_after_flush(c);
-    } else {
+    } else if (!rt_conn_input_waiting(c)) {
         rt_conn_close(c);
     }
+    /* Else a request came in after the loop last read this socket (a busy loop reads late; ticks run before
+     * reads): the connection is not idle. Closing it would answer the request with a reset (unread input),
+     * so it is read later this loop turn, and its own deadlines apply from there. */
 }
 
 static void free_state(http_state_t *st)

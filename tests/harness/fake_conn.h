@@ -26,6 +26,8 @@
 #include "server/server.h"
 #include "transport/ws_codec.h"
 #include "util/buf.h"
+#include "util/list.h"
+#include "util/mem.h"
 
 #define FAKE_UNUSED __attribute__((unused))
 
@@ -99,9 +101,38 @@ void rt_conn_peer(rt_conn_t *c, char *buf, size_t size)
     snprintf(buf, size, "test-peer");
 }
 
+bool rt_conn_input_waiting(rt_conn_t *c)
+{
+    return in.len > 0;
+}
+
 rt_broadcaster_t *rt__worker_broadcaster(rt_worker_t *w)
 {
     return bc;
+}
+
+/* The one worker's task queue: run by feed() once the handler is done with the input, as the loop would. */
+static rt_list_t fake_tasks = {&fake_tasks, &fake_tasks};
+
+void rt__worker_run_soon(rt_worker_t *w, rt_worker_task_t *task)
+{
+    if (!rt_list_linked(&task->link))
+        rt_list_insert_tail(&fake_tasks, &task->link);
+}
+
+void rt__worker_cancel(rt_worker_t *w, rt_worker_task_t *task)
+{
+    if (rt_list_linked(&task->link))
+        rt_list_unlink(&task->link);
+}
+
+static inline void fake_run_tasks(void)
+{
+    while (!rt_list_empty(&fake_tasks)) {
+        rt_worker_task_t *t = RT_STRUCT_FROM_MEMBER(rt_worker_task_t, link, fake_tasks.next);
+        rt_list_unlink(&t->link);
+        t->cb(t);
+    }
 }
 
 #ifdef rt_http_switch
@@ -186,6 +217,7 @@ static inline void feed(const void *p, size_t len)
             break;
     }
     rt_buf_consume(&in, off);
+    fake_run_tasks();
 }
 
 /* Sends one masked client frame, offered to the handler in pieces of `piece` bytes (0: at once). */

@@ -5,7 +5,7 @@
  * The WebSocket handshake's replies and its switch away from HTTP normally go through the HTTP parser's state,
  * which a handler driven this way does not have: in the included files they call fakes that record the reply.
  *
- * fake_conn.h defines the connection functions (rt_conn_*, rt_conn_server, rt__worker_broadcaster) under their
+ * fake_conn.h defines the connection functions (rt_conn_*, rt_conn_server, rt__worker_*) under their
  * real names, so that sources linked beside the test (a fuzz target lists its sources) call them too. A test
  * linked with librealtime.a, which holds the real ones, defines FAKE_CONN_BESIDE_LIBRARY before this file: the
  * fakes are then renamed, and only the included files call them.
@@ -27,7 +27,10 @@
 #define rt_conn_count_delivered fake_conn_count_delivered
 #define rt_conn_server fake_conn_server
 #define rt_conn_peer fake_conn_peer
+#define rt_conn_input_waiting fake_conn_input_waiting
 #define rt__worker_broadcaster fake_worker_broadcaster
+#define rt__worker_run_soon fake_worker_run_soon
+#define rt__worker_cancel fake_worker_cancel
 #endif
 
 #endif
