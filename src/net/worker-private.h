@@ -21,6 +21,9 @@ struct st_rt_worker_t {
     rt_broadcaster_t *broadcaster;
     rt_list_t conns;
     rt_list_t pending_flush;
+    /* Connections closed inside a read callback, uv_close'd after the poll phase (see rt_conn_close). */
+    rt_list_t pending_close;
+    bool in_read;
     pthread_t thread;
     bool stopping;
     int64_t shutdown_deadline;

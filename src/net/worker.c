@@ -207,6 +207,7 @@ rt_worker_t *rt__worker_new(rt_server_t *s, unsigned index, char *err, size_t er
     w->index = index;
     rt_list_init(&w->conns);
     rt_list_init(&w->pending_flush);
+    rt_list_init(&w->pending_close);
     uv_loop_init(&w->loop);
     uv_tcp_init(&w->loop, &w->listener);
     w->listener.data = w;
