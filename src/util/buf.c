@@ -62,6 +62,48 @@ void rt_buf_appendf(rt_buf_t *buf, const char *fmt, ...)
     buf->len += (size_t)n;
 }
 
+void rt_buf_append_json_string(rt_buf_t *buf, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    rt_buf_append(buf, "\"", 1);
+    const char *run = s; /* start of the bytes not yet appended */
+    for (; *s != '\0'; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch >= 0x20 && ch != '"' && ch != '\\')
+            continue;
+        rt_buf_append(buf, run, (size_t)(s - run));
+        run = s + 1;
+        char esc[6] = {'\\', (char)ch};
+        size_t n = 2;
+        switch (ch) {
+        case '"':
+        case '\\':
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        default:
+            esc[1] = 'u', esc[2] = '0', esc[3] = '0', esc[4] = hex[ch >> 4], esc[5] = hex[ch & 15];
+            n = 6;
+        }
+        rt_buf_append(buf, esc, n);
+    }
+    rt_buf_append(buf, run, (size_t)(s - run));
+    rt_buf_append(buf, "\"", 1);
+}
+
 void rt_buf_consume(rt_buf_t *buf, size_t n)
 {
     if (n >= buf->len) {

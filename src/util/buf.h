@@ -21,6 +21,11 @@ void rt_buf_append(rt_buf_t *buf, const void *p, size_t len);
 void rt_buf_appends(rt_buf_t *buf, const char *s);
 /** Appends printf-formatted text. */
 void rt_buf_appendf(rt_buf_t *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/**
+ * Appends s as a JSON string literal, quotes included: `"` and `\` and control characters escaped, everything else
+ * (UTF-8 included) as it is — the same text as jansson's encoder with default flags, without building a json_t.
+ */
+void rt_buf_append_json_string(rt_buf_t *buf, const char *s);
 /** Drops the first n bytes. */
 void rt_buf_consume(rt_buf_t *buf, size_t n);
 /** Releases the memory; the buffer is empty and reusable afterwards. */

@@ -201,13 +201,25 @@ static void test_welcome(void **state)
     const char *id = jstr(j, "client_id", NULL);
     assert_non_null(id);
     assert_memory_equal(id, "c-", 2);
-    assert_true(strlen(id) > 2);
+    assert_int_equal(strlen(id), 2 + 8 + 8); /* "c-", the process prefix, the counter */
+    assert_int_equal(strspn(id + 2, "0123456789abcdef"), 16);
     assert_int_equal(json_integer_value(json_object_get(j, "heartbeat_s")), 25);
     char other[32];
-    make_client_id(other, sizeof(other));
+    *put_client_id(other) = '\0';
+    assert_memory_equal(other, id, 10); /* same prefix */
     assert_string_not_equal(other, id);
     json_decref(j);
     expect_no_frame();
+}
+
+static void test_welcome_fractional_heartbeat(void **state)
+{
+    config.heartbeat_s = 2.5;
+    open_ws("");
+    json_t *j = next_json();
+    assert_true(json_is_real(json_object_get(j, "heartbeat_s")));
+    assert_true(json_real_value(json_object_get(j, "heartbeat_s")) == 2.5);
+    json_decref(j);
 }
 
 static void test_ping_pong_frames(void **state)
@@ -859,6 +871,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_handshake_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_welcome_fractional_heartbeat, setup, teardown),
         cmocka_unit_test_setup_teardown(test_welcome, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ping_pong_frames, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fragments_with_control_between, setup, teardown),

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <jansson.h>
 #include <string.h>
 #include "realtime/error.h"
 #include "util/buf.h"
@@ -100,6 +101,27 @@ static void test_append_and_consume(void **state)
     rt_buf_free(&b);
 }
 
+/* The hand-written encoder writes exactly what jansson's does (default flags) for every kind of character. */
+static void test_json_string_as_jansson(void **state)
+{
+    static const char *cases[] = {
+        "", "query", "a\"b", "back\\slash", "tab\tnl\ncr\rbs\bff\f", "\x01\x1f\x7f", "sl/ash", "caf\xc3\xa9 \xe2\x80\xa8 \xf0\x9f\x94\xa5",
+        "\"\"", "end\\",
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        rt_buf_t b = {0};
+        rt_buf_append_json_string(&b, cases[i]);
+        json_t *j = json_string(cases[i]);
+        char *want = json_dumps(j, JSON_ENCODE_ANY);
+        assert_non_null(want);
+        assert_int_equal(b.len, strlen(want));
+        assert_memory_equal(b.base, want, b.len);
+        free(want);
+        json_decref(j);
+        rt_buf_free(&b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -107,6 +129,7 @@ int main(void)
         cmocka_unit_test(test_try_reserve_over_limit),
         cmocka_unit_test(test_limit_smaller_than_first_chunk),
         cmocka_unit_test(test_append_and_consume),
+        cmocka_unit_test(test_json_string_as_jansson),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
