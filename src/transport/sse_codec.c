@@ -141,8 +141,3 @@ size_t rt_sse_comment_write(char *buf, const char *text, size_t len)
     *o++ = '\n';
     return (size_t)(o - buf);
 }
-
-size_t rt_sse_retry(char buf[RT_SSE_RETRY_MAX], unsigned ms)
-{
-    return (size_t)snprintf(buf, RT_SSE_RETRY_MAX, "retry: %u\n\n", ms);
-}

@@ -12,8 +12,6 @@
 /** The comment a stream sends every heartbeat. */
 #define RT_SSE_PING ": ping\n\n"
 #define RT_SSE_PING_LEN (sizeof(RT_SSE_PING) - 1)
-/** Longest rt_sse_retry output ("retry: 4294967295\n\n"). */
-#define RT_SSE_RETRY_MAX 20
 
 /** One event; fields point at the caller's memory. */
 typedef struct st_rt_sse_event_t {
@@ -41,7 +39,5 @@ size_t rt_sse_comment_size(const char *text, size_t len);
 /** Writes the comment block into buf (rt_sse_comment_size bytes); returns its length. */
 size_t rt_sse_comment_write(char *buf, const char *text, size_t len);
 
-/** Writes `retry: <ms>\n\n` into buf; returns its length (at most RT_SSE_RETRY_MAX). */
-size_t rt_sse_retry(char buf[RT_SSE_RETRY_MAX], unsigned ms);
 
 #endif

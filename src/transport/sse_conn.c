@@ -19,6 +19,9 @@
 #define LOG_PREFIX "sse"
 #include "util/log.h"
 
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
+
 #define RESET_BLOCK "event: reset\ndata: {\"reason\":\"history_unavailable\"}\n\n"
 
 /*
@@ -191,12 +194,9 @@ void rt_sse_accept(rt_conn_t *c, rt_http_request_t *req)
     atomic_fetch_add_explicit(&server->stats.subscriptions, 1, memory_order_relaxed);
 
     pthread_once(&ping_once, make_ping);
-    char head[256];
-    int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 200 OK\r\nServer: realtime\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-                     "X-Accel-Buffering: no\r\nConnection: keep-alive\r\n\r\n");
-    n += (int)rt_sse_retry(head + n, RT_SSE_RETRY_MS);
-    rt_conn_send_copy(c, head, (size_t)n);
+    static const char head[] = "HTTP/1.1 200 OK\r\nServer: realtime\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                               "X-Accel-Buffering: no\r\nConnection: keep-alive\r\n\r\nretry: " STRINGIFY(RT_SSE_RETRY_MS) "\n\n";
+    rt_conn_send_copy(c, head, sizeof(head) - 1);
     /* req points into the HTTP layer's state, which the switch frees: it is not used past here. */
     rt_http_switch(c, &sse_handler, s);
     rt_conn_set_kind(c, RT_CONN_SSE);

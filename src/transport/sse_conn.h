@@ -9,7 +9,7 @@
 #include "net/conn.h"
 #include "net/http.h"
 
-/** The SSE stream's retry hint, in milliseconds (`retry: 3000`). */
+/** The SSE stream's retry hint, in milliseconds (`retry: 3000`); a plain literal, spelled into the stream head. */
 #define RT_SSE_RETRY_MS 3000
 
 /**

@@ -202,13 +202,6 @@ static void test_comment_and_retry(void **state)
     n = rt_sse_comment_write(buf, "a\nb", 3);
     assert_int_equal(n, rt_sse_comment_size("a\nb", 3));
     assert_memory_equal(buf, ": a\n: b\n\n", n);
-
-    n = rt_sse_retry(buf, 3000);
-    assert_int_equal(n, 13);
-    assert_memory_equal(buf, "retry: 3000\n\n", 13);
-    n = rt_sse_retry(buf, UINT_MAX);
-    assert_true(n < RT_SSE_RETRY_MAX);
-    assert_memory_equal(buf, "retry: 4294967295\n\n", n);
 }
 
 int main(void)
