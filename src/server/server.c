@@ -5,6 +5,7 @@
 #include <uv.h>
 #include "realtime/error.h"
 #include "broker/broker.h"
+#include "net/fdtable.h"
 #include "net/worker.h"
 #include "transport/ws_handshake.h"
 #include "server/server.h"
@@ -71,6 +72,7 @@ int rt_server_run(rt_config_t *config)
         if (config->log_level != NULL && strcmp(config->log_level, levels[i]) == 0)
             rt_log_level = i;
     signal(SIGPIPE, SIG_IGN);
+    rt__fdtable_reserve(); /* while this is the only thread */
     rt__http_init();
     /* OpenSSL initialises itself (error strings, digest tables, ~2 MB of code) on first use: do it now, not
      * inside the first client's handshake, so it is neither that client's latency nor counted against it. */
