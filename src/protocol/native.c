@@ -224,7 +224,9 @@ static void announce(native_t *n, const rt_native_sub_t *sub, const char *id)
     rt_buf_append_json_string(&b, id);
     rt_buf_append(&b, mid, sizeof(mid) - 1);
     for (size_t i = 0; i < sub->n_channels; i++) {
-        rt_buf_append(&b, ",\"" + (i == 0), 2 - (i == 0));
+        if (i > 0)
+            rt_buf_append(&b, ",", 1);
+        rt_buf_append(&b, "\"", 1);
         rt_buf_appends(&b, sub->channels[i]);
         rt_buf_append(&b, "\"", 1);
     }
