@@ -24,5 +24,13 @@ bool rt_channel_is_pattern(const char *name, size_t len);
 bool rt_channel_is_all(const char *name, size_t len);
 /** True when the valid pattern matches the valid concrete channel. */
 bool rt_pattern_match(const char *pattern, size_t plen, const char *channel, size_t clen);
+/**
+ * True when the valid pattern `granted` matches every channel the valid pattern `requested` can match: grant
+ * coverage. `incidents.*` is covered by `incidents.*`, `incidents.>` and `>`, not by `incidents.INC-1`; `a.>` is
+ * covered by `>` and `a.>`, not by `a.*`. A concrete channel is covered by any pattern that matches it.
+ */
+bool rt_pattern_covers(const char *granted, size_t glen, const char *requested, size_t rlen);
+/** True when some channel matches both valid patterns (`a.*` and `*.b` share `a.b`; `a.*` and `a.b.c` share none). */
+bool rt_pattern_intersects(const char *a, size_t alen, const char *b, size_t blen);
 
 #endif

@@ -78,3 +78,45 @@ bool rt_pattern_match(const char *pattern, size_t plen, const char *channel, siz
         c += cl + 1;
     }
 }
+
+/* One segment of a valid pattern: its kind, so the walks below compare segments, not bytes. */
+static bool seg_is(const char *s, size_t len, char wildcard)
+{
+    return len == 1 && s[0] == wildcard;
+}
+
+bool rt_pattern_covers(const char *granted, size_t glen, const char *requested, size_t rlen)
+{
+    size_t g = 0, r = 0;
+    for (;;) {
+        if (g >= glen || r >= rlen)
+            return g >= glen && r >= rlen;
+        size_t gl = seg_len(granted + g, glen - g), rl = seg_len(requested + r, rlen - r);
+        if (seg_is(granted + g, gl, '>'))
+            return true; /* one or more segments remain in the request, whatever they are */
+        if (seg_is(requested + r, rl, '>'))
+            return false; /* the request reaches any depth; the grant stops at a fixed one */
+        if (seg_is(requested + r, rl, '*') && !seg_is(granted + g, gl, '*'))
+            return false; /* any one segment is asked for; only one value is granted */
+        if (!seg_is(granted + g, gl, '*') && (gl != rl || memcmp(granted + g, requested + r, gl) != 0))
+            return false;
+        g += gl + 1;
+        r += rl + 1;
+    }
+}
+
+bool rt_pattern_intersects(const char *a, size_t alen, const char *b, size_t blen)
+{
+    size_t i = 0, j = 0;
+    for (;;) {
+        if (i >= alen || j >= blen)
+            return i >= alen && j >= blen;
+        size_t al = seg_len(a + i, alen - i), bl = seg_len(b + j, blen - j);
+        if (seg_is(a + i, al, '>') || seg_is(b + j, bl, '>'))
+            return true; /* the other has at least one segment left, which '>' takes with the rest */
+        if (!seg_is(a + i, al, '*') && !seg_is(b + j, bl, '*') && (al != bl || memcmp(a + i, b + j, al) != 0))
+            return false;
+        i += al + 1;
+        j += bl + 1;
+    }
+}

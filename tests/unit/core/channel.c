@@ -182,12 +182,116 @@ static void test_match_respects_lengths(void **state)
     assert_false(rt_pattern_match("a.bxx", 4, buf, 3));
 }
 
+typedef struct {
+    const char *granted, *requested;
+    bool covers;
+} cover_case_t;
+
+/* Grant coverage, the rule that decides reads (DESIGN "Trust and authorization"). */
+static void test_covers(void **state)
+{
+    static const cover_case_t cases[] = {
+        {"incidents", "incidents", true},
+        {"incidents", "incidents.INC-1", false},
+        {"incidents.INC-1", "incidents.*", false}, /* one channel granted, all of them asked */
+        {"incidents.*", "incidents.*", true},
+        {"incidents.>", "incidents.*", true},
+        {">", "incidents.*", true},
+        {"incidents.*", "incidents.INC-1", true},
+        {"incidents.*", "incidents", false}, /* '*' is exactly one segment */
+        {"incidents.*", "incidents.a.b", false},
+        {"incidents.*", "incidents.>", false}, /* '>' reaches deeper than '*' */
+        {"incidents.>", "incidents.>", true},
+        {"incidents.>", "incidents.a.b.c", true},
+        {"incidents.>", "incidents", false}, /* '>' is one or more segments */
+        {"incidents.>", "incidents.*.x", true},
+        {">", ">", true},
+        {">", "a", true},
+        {">", "a.b.c", true},
+        {"*", "a", true},
+        {"*", "*", true},
+        {"*", ">", false},
+        {"*", "a.b", false},
+        {"*.b", "a.*", false},
+        {"a.*", "*.b", false},
+        {"*.*", "a.*", true},
+        {"*.*", "*.*", true},
+        {"*.*", "a.>", false},
+        {"*.>", "a.>", true},
+        {"*.>", ">", false}, /* '>' alone matches one-segment channels, '*.>' needs two */
+        {"a.*.c", "a.b.c", true},
+        {"a.*.c", "a.*.c", true},
+        {"a.*.c", "a.*.*", false},
+        {"a.b", "a.bc", false},
+        {"a.bc", "a.b", false},
+        {"timeline.>", "timelines.x", false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const cover_case_t *c = &cases[i];
+        if (rt_pattern_covers(S(c->granted), S(c->requested)) != c->covers)
+            fail_msg("%s covers %s: expected %s", c->granted, c->requested, c->covers ? "yes" : "no");
+    }
+}
+
+/* Every pattern over segments {a, b, *, >} of 1..3 segments, written into out[]; returns how many. */
+static size_t small_patterns(char out[][8], bool wildcards)
+{
+    static const char segs[] = {'a', 'b', '*', '>'};
+    size_t nseg = wildcards ? 4 : 3, n = 0;
+    for (size_t depth = 1; depth <= 4; depth++) {
+        size_t total = 1;
+        for (size_t d = 0; d < depth; d++)
+            total *= nseg;
+        for (size_t k = 0; k < total; k++) {
+            char buf[8];
+            size_t len = 0, x = k;
+            for (size_t d = 0; d < depth; d++, x /= nseg) {
+                if (d != 0)
+                    buf[len++] = '.';
+                buf[len++] = wildcards ? segs[x % nseg] : "abc"[x % nseg];
+            }
+            if ((wildcards && depth > 3) || !rt_pattern_valid(buf, len))
+                continue;
+            memcpy(out[n], buf, len);
+            out[n++][len] = '\0';
+        }
+    }
+    return n;
+}
+
+/*
+ * Checked against the definition on a small universe: granted covers requested exactly when every channel of up to
+ * 4 segments over {a, b, c} that requested matches, granted matches too; and two patterns intersect exactly when
+ * some such channel matches both. (Patterns have at most 3 segments, so one more segment and a third name 'c'
+ * are enough for a counterexample to show.)
+ */
+static void test_covers_and_intersects_by_definition(void **state)
+{
+    static char pats[512][8], chans[256][8];
+    size_t np = small_patterns(pats, true), nc = small_patterns(chans, false);
+    assert_true(np == 52 && nc == 120); /* 4 + 12 + 36 patterns; 3 + 9 + 27 + 81 channels */
+    for (size_t i = 0; i < np; i++)
+        for (size_t j = 0; j < np; j++) {
+            bool covers = true, meets = false;
+            for (size_t k = 0; k < nc; k++) {
+                bool in_r = rt_pattern_match(S(pats[j]), S(chans[k])), in_g = rt_pattern_match(S(pats[i]), S(chans[k]));
+                covers &= !in_r || in_g;
+                meets |= in_r && in_g;
+            }
+            if (rt_pattern_covers(S(pats[i]), S(pats[j])) != covers)
+                fail_msg("%s covers %s: definition says %s", pats[i], pats[j], covers ? "yes" : "no");
+            if (rt_pattern_intersects(S(pats[i]), S(pats[j])) != meets)
+                fail_msg("%s intersects %s: definition says %s", pats[i], pats[j], meets ? "yes" : "no");
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_names),    cmocka_unit_test(test_invalid_names),   cmocka_unit_test(test_length_limit),
         cmocka_unit_test(test_valid_patterns), cmocka_unit_test(test_invalid_patterns), cmocka_unit_test(test_is_pattern_and_all),
         cmocka_unit_test(test_match),          cmocka_unit_test(test_match_respects_lengths),
+        cmocka_unit_test(test_covers), cmocka_unit_test(test_covers_and_intersects_by_definition),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
