@@ -1,7 +1,7 @@
 # realtime — build, run, test.  `make run` and `make test` install missing Debian packages first.
 #
 #   make            release build: build/release/realtime, build/release/librealtime.a
-#   make run        build and start the server with the embedded defaults (127.0.0.1:8080)
+#   make run        build and start the server with the embedded defaults (127.0.0.1:8080), in insecure development mode
 #   make test       unit tests (release and ASan+UBSan), the example, the e2e suite
 #   make bench      benchmarks (bench/), side by side with nchan
 #   make profile    where the server CPU goes, realtime and nchan (perf; docs/benchmarks-profile.md)
@@ -70,7 +70,7 @@ $(B)/bench/%: bench/%.c $(B)/librealtime.a
 run:
 	@bash scripts/deps.sh build
 	@$(MAKE) --no-print-directory $(B)/realtime
-	exec $(B)/realtime serve
+	exec $(B)/realtime serve --insecure
 
 unit: $(UNIT_BIN)
 	@bash scripts/run-unit.sh $(UNIT_BIN)

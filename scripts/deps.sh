@@ -25,5 +25,9 @@ done
 echo "deps: installing ${missing[*]}" >&2
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO=sudo
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# apt's own progress lines (one per package fetched, unpacked and set up) show that a long install is moving.
+echo "deps: apt-get update" >&2
+$SUDO apt-get update
+echo "deps: apt-get install (${#missing[@]} packages and their dependencies)" >&2
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+echo "deps: done" >&2

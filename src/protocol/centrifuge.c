@@ -16,7 +16,7 @@
 #include "protocol/centrifuge.h"
 #include "server/routes.h"
 #include "server/server.h"
-#include "server/token.h"
+#include "core/token.h"
 #include "transport/ws_codec.h"
 #include "transport/ws_conn.h"
 #include "util/clock.h"
@@ -173,14 +173,19 @@ static int cmd_subscribe(cf_ws_t *w, uint32_t id, const json_t *req)
 static int cmd_publish(cf_ws_t *w, uint32_t id, const json_t *req)
 {
     rt_cf_t *cf = &w->cf;
-    if (!cf->server->config->client_publish)
-        return fail(w, id, RT_CF_ERR_PERMISSION_DENIED);
     const char *channel = json_string_value(json_object_get(req, "channel"));
     json_t *data = json_object_get(req, "data");
     if (channel == NULL || data == NULL)
         return fail(w, id, RT_CF_ERR_BAD_REQUEST);
-    if (!rt_channel_valid(channel, strlen(channel)) || rt_channel_is_all(channel, strlen(channel)))
+    size_t len = strlen(channel);
+    if (!rt_channel_valid(channel, len) || rt_channel_is_all(channel, len))
         return fail(w, id, RT_CF_ERR_UNKNOWN_CHANNEL);
+    /* A client publishes where its channel's namespace allows it, and only to a channel it may read. */
+    const char *why;
+    rt_grant_t grant = {.admin = cf->admin, .subscribe = (const char *const *)cf->granted, .n_subscribe = cf->n_granted};
+    if (!rt_namespace_of(&cf->server->access, channel, len)->client_publish ||
+        !rt_access_read(&cf->server->access, &grant, channel, len, &why))
+        return fail(w, id, RT_CF_ERR_PERMISSION_DENIED);
     rt_event_t *ev;
     char err[256];
     if (rt__cf_make_event(&channel, 1, data, NULL, &ev, err, sizeof(err)) != 0)
@@ -204,7 +209,10 @@ static int cmd_channel_query(cf_ws_t *w, uint32_t id, const char *method, const 
         return fail(w, id, RT_CF_ERR_BAD_REQUEST);
     if (rt__cf_find_sub(cf, channel) == NULL)
         return fail(w, id, RT_CF_ERR_PERMISSION_DENIED);
+    const rt_namespace_t *ns = rt_namespace_of(&cf->server->access, channel, strlen(channel));
     if (strcmp(method, "history") == 0) {
+        if (!ns->history)
+            return fail(w, id, RT_CF_ERR_NOT_AVAILABLE);
         rt_buf_t res = {0};
         int r = rt__cf_history(cf->server, req, &res);
         if (r == 0)
@@ -212,7 +220,7 @@ static int cmd_channel_query(cf_ws_t *w, uint32_t id, const char *method, const 
         rt_buf_free(&res);
         return r == 0 ? 0 : fail(w, id, r);
     }
-    if (!cf->server->config->presence)
+    if (!ns->presence)
         return fail(w, id, RT_CF_ERR_NOT_AVAILABLE);
     if (strcmp(method, "presence") == 0) {
         reply_json(w, id, method, json_pack("{s:o}", "presence", rt_presence_get(channel)));
@@ -229,14 +237,13 @@ static int cmd_refresh(cf_ws_t *w, uint32_t id, const json_t *req)
 {
     rt_cf_t *cf = &w->cf;
     const char *token = json_string_value(json_object_get(req, "token"));
-    const char *secret = cf->server->config->token_secret;
     if (token == NULL || token[0] == '\0')
         return fail(w, id, RT_CF_ERR_BAD_REQUEST);
-    if (secret == NULL)
+    if (!rt_token_verifier_has_keys(cf->server->tokens))
         return RT_CF_DISC_INVALID_TOKEN;
     rt_token_claims_t cl;
     char err[128];
-    int r = rt_token_verify(secret, token, (int64_t)time(NULL), &cl, err, sizeof(err));
+    int r = rt_token_verify(cf->server->tokens, token, (int64_t)time(NULL), &cl, err, sizeof(err));
     int ret = 0;
     if (r == RT_ERANGE)
         ret = RT_CF_DISC_EXPIRED;

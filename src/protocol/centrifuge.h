@@ -96,6 +96,8 @@ struct st_rt_cf_t {
     int64_t expire_at_ms; /* connection token expiry (wall clock), 0 = none */
     bool connected;
     bool admin;
+    char **granted;       /* the token's "subscribe" and "channels" claims (NULL-terminated), or NULL */
+    size_t n_granted;
     bool detached;        /* the broadcaster dropped the client */
 };
 

@@ -183,24 +183,31 @@ static int api_history_remove(rt_conn_t *c, const json_t *req, rt_buf_t *out)
     return 0;
 }
 
+/* The request's channel for a presence query: 0, or a code (missing channel; presence off in its namespace). */
+static int presence_channel(rt_conn_t *c, const json_t *req, const char **channel)
+{
+    *channel = json_string_value(json_object_get(req, "channel"));
+    if (*channel == NULL)
+        return RT_CF_ERR_BAD_REQUEST;
+    return rt_namespace_of(&rt_conn_server(c)->access, *channel, strlen(*channel))->presence ? 0 : RT_CF_ERR_NOT_AVAILABLE;
+}
+
 static int api_presence(rt_conn_t *c, const json_t *req, rt_buf_t *out)
 {
-    const char *channel = json_string_value(json_object_get(req, "channel"));
-    if (channel == NULL)
-        return RT_CF_ERR_BAD_REQUEST;
-    if (!rt_conn_server(c)->config->presence)
-        return RT_CF_ERR_NOT_AVAILABLE;
+    const char *channel;
+    int r = presence_channel(c, req, &channel);
+    if (r != 0)
+        return r;
     append_json(out, json_pack("{s:o}", "presence", rt_presence_get(channel)));
     return 0;
 }
 
 static int api_presence_stats(rt_conn_t *c, const json_t *req, rt_buf_t *out)
 {
-    const char *channel = json_string_value(json_object_get(req, "channel"));
-    if (channel == NULL)
-        return RT_CF_ERR_BAD_REQUEST;
-    if (!rt_conn_server(c)->config->presence)
-        return RT_CF_ERR_NOT_AVAILABLE;
+    const char *channel;
+    int r = presence_channel(c, req, &channel);
+    if (r != 0)
+        return r;
     size_t clients, users;
     rt_presence_stats(channel, &clients, &users);
     rt_buf_appendf(out, "{\"num_clients\":%zu,\"num_users\":%zu}", clients, users);

@@ -19,7 +19,7 @@
 #include "net/worker.h"
 #include "protocol/centrifuge.h"
 #include "server/server.h"
-#include "server/token.h"
+#include "core/token.h"
 #include "util/clock.h"
 #include "util/mem.h"
 
@@ -115,21 +115,29 @@ void rt__cf_init(rt_cf_t *cf, rt_conn_t *c, const rt_cf_transport_t *t, void *tr
     cf->broadcaster = rt__worker_broadcaster(c->worker);
 }
 
+/* Anonymous connect: in insecure mode, or when some namespace can be read anonymously (then only that is readable). */
+static bool anonymous_allowed(const rt_access_t *a)
+{
+    for (size_t i = 0; i < a->n_namespaces; i++)
+        if (a->namespaces[i].anonymous)
+            return true;
+    return a->insecure;
+}
+
 int rt__cf_authenticate(rt_cf_t *cf, const char *token, json_t **token_channels)
 {
-    const rt_config_t *cfg = cf->server->config;
     *token_channels = NULL;
     if (token == NULL || token[0] == '\0') {
-        if (!cfg->allow_anonymous)
+        if (!anonymous_allowed(&cf->server->access))
             return RT_CF_ERR_UNAUTHORIZED;
         cf->user = rt_strdup("");
         return 0;
     }
-    if (cfg->token_secret == NULL)
+    if (!rt_token_verifier_has_keys(cf->server->tokens))
         return RT_CF_DISC_INVALID_TOKEN;
     rt_token_claims_t cl;
     char err[128];
-    int r = rt_token_verify(cfg->token_secret, token, (int64_t)time(NULL), &cl, err, sizeof(err));
+    int r = rt_token_verify(cf->server->tokens, token, (int64_t)time(NULL), &cl, err, sizeof(err));
     if (r == 0 && cl.channel != NULL)
         r = RT_EINVAL; /* a subscription token is not a connection token */
     if (r != 0) {
@@ -140,6 +148,7 @@ int rt__cf_authenticate(rt_cf_t *cf, const char *token, json_t **token_channels)
     cf->user = rt_strdup(cl.sub != NULL ? cl.sub : "");
     cf->conn_info = cl.info != NULL ? rt_strdup(cl.info) : NULL;
     cf->admin = cl.admin;
+    cf->granted = rt_token_grants(&cl, &cf->n_granted); /* for later subscribe commands */
     cf->expire_at_ms = cl.exp * 1000;
     if (cl.channels != NULL) {
         *token_channels = json_array();
@@ -162,12 +171,11 @@ void rt__cf_connected(rt_cf_t *cf)
 /* Verifies a subscription token for channel. Returns 0 (with *expire_at_ms), an error code or a disconnect code. */
 int rt__cf_check_sub_token(rt_cf_t *cf, const char *channel, const char *token, int64_t *expire_at_ms)
 {
-    const rt_config_t *cfg = cf->server->config;
-    if (cfg->token_secret == NULL)
+    if (!rt_token_verifier_has_keys(cf->server->tokens))
         return RT_CF_ERR_PERMISSION_DENIED;
     rt_token_claims_t cl;
     char err[128];
-    int r = rt_token_verify(cfg->token_secret, token, (int64_t)time(NULL), &cl, err, sizeof(err));
+    int r = rt_token_verify(cf->server->tokens, token, (int64_t)time(NULL), &cl, err, sizeof(err));
     int ret = 0;
     if (r == RT_ERANGE)
         ret = RT_CF_ERR_TOKEN_EXPIRED;
@@ -235,7 +243,8 @@ static bool recover(rt_cf_t *cf, const char *channel, rt_subscription_t *s, cons
 }
 
 /* Checks the request and compiles its filter. Returns 0 or a code; *expire_at_ms from a subscription token. */
-static int check_subscribe(rt_cf_t *cf, const char *channel, const json_t *req, rt_filter_t **filter, int64_t *expire_at_ms)
+static int check_subscribe(rt_cf_t *cf, const char *channel, const json_t *req, bool server_side, rt_filter_t **filter,
+                           int64_t *expire_at_ms)
 {
     size_t len = strlen(channel);
     *filter = NULL;
@@ -250,11 +259,19 @@ static int check_subscribe(rt_cf_t *cf, const char *channel, const json_t *req, 
         return RT_CF_ERR_ALREADY_SUBSCRIBED;
     if (cf->n_subs >= RT_CF_MAX_SUBS)
         return RT_CF_ERR_LIMIT_EXCEEDED;
-    const char *token = json_string_value(json_object_get(req, "token"));
-    if (token != NULL && token[0] != '\0') {
+    const char *token = json_string_value(json_object_get(req, "token")), *why;
+    bool sub_token = token != NULL && token[0] != '\0';
+    if (sub_token) {
         int r = rt__cf_check_sub_token(cf, channel, token, expire_at_ms);
         if (r != 0)
             return r;
+    }
+    /* Server-side subscriptions (the token's channels claim, the server API) are granted by whoever made them. */
+    rt_grant_t grant = {.admin = cf->admin, .subscribe = (const char *const *)cf->granted, .n_subscribe = cf->n_granted,
+                        .channel = sub_token ? channel : NULL};
+    if (!server_side && !rt_access_read(&cf->server->access, &grant, channel, len, &why)) {
+        RT_LOG_DEBUG("subscribe %s refused: %s", channel, why);
+        return RT_CF_ERR_PERMISSION_DENIED;
     }
     const json_t *tf = json_object_get(req, "tf");
     if (tf != NULL && !json_is_null(tf)) {
@@ -271,7 +288,7 @@ int rt__cf_subscribe(rt_cf_t *cf, const char *channel, const json_t *req, bool s
 {
     rt_filter_t *filter;
     int64_t expire_at_ms;
-    int r = check_subscribe(cf, channel, req, &filter, &expire_at_ms);
+    int r = check_subscribe(cf, channel, req, server_side, &filter, &expire_at_ms);
     if (r != 0)
         return r;
     rt_subscription_t *s = cf->detached ? NULL : rt_broadcaster_subscribe(cf->broadcaster, &cf->client, &channel, 1, filter);
@@ -292,9 +309,13 @@ int rt__cf_subscribe(rt_cf_t *cf, const char *channel, const json_t *req, bool s
     rt_history_stream_top(h, channel, &top);
 
     rt_buf_t pubs = {0};
-    bool recovering = read_position(req, &pos), recovered = recovering && recover(cf, channel, s, &pos, sub->seq_mark, &pubs);
+    /* A namespace without history says so: not recoverable, and a recovery asked for is answered recovered=false. */
+    bool recoverable = rt_namespace_of(&cf->server->access, channel, strlen(channel))->history;
+    bool recovering = read_position(req, &pos),
+         recovered = recovering && recoverable && recover(cf, channel, s, &pos, sub->seq_mark, &pubs);
     uint64_t offset = recovered ? pos.offset : top.offset;
-    rt_buf_appendf(out, "{\"recoverable\":true,\"positioned\":true,\"epoch\":\"%s\"", top.epoch);
+    rt_buf_appendf(out, "{\"recoverable\":%s,\"positioned\":%s,\"epoch\":\"%s\"", recoverable ? "true" : "false",
+                   recoverable ? "true" : "false", top.epoch);
     if (offset != 0)
         rt_buf_appendf(out, ",\"offset\":%llu", (unsigned long long)offset);
     if (recovering)
@@ -349,8 +370,8 @@ void rt__cf_subscribed(rt_cf_t *cf, const char *channel)
     rt_cf_sub_t *sub = rt__cf_find_sub(cf, channel);
     if (sub == NULL || cf->peer == NULL)
         return;
-    bool presence = cf->server->config->presence;
-    rt_presence_add(cf->peer, channel, presence && sub->join_leave, presence, cf->conn->worker);
+    const rt_namespace_t *ns = rt_namespace_of(&cf->server->access, channel, strlen(channel));
+    rt_presence_add(cf->peer, channel, ns->join_leave && sub->join_leave, ns->join_leave, cf->conn->worker);
 }
 
 static void free_sub(rt_cf_t *cf, rt_cf_sub_t *sub)
@@ -381,7 +402,9 @@ void rt__cf_unsubscribe(rt_cf_t *cf, const char *channel, bool push)
         if (push)
             push_unsubscribe(cf, sub->channel, 2000, "server unsubscribe");
         if (cf->peer != NULL)
-            rt_presence_remove(cf->peer, sub->channel, cf->server->config->presence, cf->conn->worker);
+            rt_presence_remove(cf->peer, sub->channel,
+                               rt_namespace_of(&cf->server->access, sub->channel, strlen(sub->channel))->join_leave,
+                               cf->conn->worker);
         free_sub(cf, sub);
         return;
     }
@@ -468,6 +491,7 @@ void rt__cf_dispose(rt_cf_t *cf)
     cf->n_subs = 0;
     free(cf->user);
     free(cf->conn_info);
+    rt_token_grants_free(cf->granted);
 }
 
 /* Reverse history with `since`: the publications before since.offset, newest first (Centrifuge semantics). */

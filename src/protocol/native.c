@@ -48,6 +48,7 @@ typedef struct st_native_t {
         native_entry_t one;   /* cap_subs <= 1 */
         native_entry_t *many; /* cap_subs > 1 */
     } subs;
+    char **granted;     /* what the token grants beyond admin (rt_token_grants), or NULL */
     uint32_t auto_ids;  /* subscriptions given an id by us */
     uint8_t n_subs, cap_subs;
     bool admin : 1;     /* the query's token carries "admin": true */
@@ -129,9 +130,9 @@ static void send_error(native_t *n, const char *id, const char *code, const char
     send_json(n, obj);
 }
 
-static void send_reset(native_t *n, const char *id)
+static void send_reset(native_t *n, const char *id, const char *reason)
 {
-    send_json(n, json_pack("{s:s,s:s,s:s}", "type", "reset", "id", id, "reason", "history_unavailable"));
+    send_json(n, json_pack("{s:s,s:s,s:s}", "type", "reset", "id", id, "reason", reason));
 }
 
 static int client_send(rt_client_t *client, rt_event_t *ev, rt_subscription_t *sub, size_t channel_index)
@@ -203,7 +204,7 @@ static void send_replay(native_t *n, const char *id, const rt_event_list_t *repl
         int r = rt_ws_try_send_frame(ws, event_frame(ev));
         if (r == RT_E2BIG) {
             RT_LOG_DEBUG("replay of %zu events over the queue limit: reset", replay->count - i);
-            send_reset(n, id);
+            send_reset(n, id, "history_unavailable");
             return;
         }
         if (r != 0)
@@ -243,7 +244,6 @@ static void subscribe(native_t *n, rt_native_sub_t *sub)
 {
     rt_server_t *server = server_of(n);
     rt_broadcaster_t *broadcaster = broadcaster_of(n);
-    const rt_config_t *cfg = server->config;
     rt_native_error_t err;
     char auto_id[24];
     if (sub->id == NULL) {
@@ -260,10 +260,14 @@ static void subscribe(native_t *n, rt_native_sub_t *sub)
         send_error(n, sub->id, "limit_exceeded", "at most %d subscriptions per connection", RT_NATIVE_MAX_SUBSCRIPTIONS);
         goto Done;
     }
-    if (rt_native_sub_check_access(sub, cfg, n->admin, &err) != 0) {
+    rt_grant_t grant = {.admin = n->admin, .subscribe = (const char *const *)n->granted};
+    while (n->granted != NULL && n->granted[grant.n_subscribe] != NULL)
+        grant.n_subscribe++;
+    if (rt_native_sub_check_access(sub, &server->access, &grant, &err) != 0) {
         send_error(n, sub->id, err.code, "%s", err.message);
         goto Done;
     }
+    bool no_history = rt_native_sub_drop_resume(sub, &server->access);
     if (sub->last_event_id != NULL && n->n_subs != 0) {
         /* Events already queued for this worker would be covered by the watermark the replay raises: deliver them
          * to the existing subscriptions first. */
@@ -286,8 +290,10 @@ static void subscribe(native_t *n, rt_native_sub_t *sub)
     sub->id = NULL;
     atomic_fetch_add_explicit(&server->stats.subscriptions, 1, memory_order_relaxed);
     announce(n, sub, id);
-    if (r == RT_ERANGE)
-        send_reset(n, id);
+    if (no_history)
+        send_reset(n, id, "history_disabled");
+    else if (r == RT_ERANGE)
+        send_reset(n, id, "history_unavailable");
     else if (sub->last_event_id != NULL)
         send_replay(n, id, &replay);
     if (sub->last_event_id != NULL && upto > n->watermark)
@@ -423,9 +429,12 @@ static void *native_on_open(rt_ws_t *ws, const rt_http_request_t *req)
         send_error(n, "query", err.code, "%s", err.message);
         return n;
     }
-    bool admin;
-    int tr = rt_native_check_token(server_of(n)->config, sub.token, &admin, &err);
-    n->admin = admin;
+    rt_token_claims_t claims;
+    int tr = rt_native_check_token(server_of(n)->tokens, rt_native_token(&sub, req), &claims, &err);
+    size_t n_granted;
+    n->admin = claims.admin;
+    n->granted = rt_token_grants(&claims, &n_granted);
+    rt_token_claims_free(&claims);
     if (tr != 0) {
         /* A token that does not verify subscribes nothing; the connection stays, as for any refused subscription. */
         send_error(n, sub.n_channels != 0 ? "query" : NULL, err.code, "%s", err.message);
@@ -451,6 +460,7 @@ static void native_on_close(rt_ws_t *ws, void *state)
         rt_native_sub_free_id(e[i].id);
     if (n->cap_subs > 1)
         free(n->subs.many);
+    rt_token_grants_free(n->granted);
     /* n itself is part of the connection's block, freed by the WebSocket layer */
 }
 

@@ -1,13 +1,15 @@
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include "realtime/channel.h"
 #include "realtime/error.h"
 #include "net/http.h"
 #include "protocol/native_sub.h"
-#include "server/token.h"
+#include "core/token.h"
 #include "util/mem.h"
 
 const char rt_native_query_id[] = "query";
@@ -41,8 +43,6 @@ static int add_channel(rt_native_sub_t *sub, const char *name, size_t len, const
     if (sub->n_channels % 8 == 0)
         sub->channels = rt_mem_realloc(sub->channels, (sub->n_channels + 8) * sizeof(*sub->channels));
     sub->channels[sub->n_channels++] = rt_strndup(name, len);
-    if (rt_channel_is_all(name, len))
-        sub->has_all = true;
     return 0;
 }
 
@@ -232,30 +232,64 @@ void rt_native_sub_dispose(rt_native_sub_t *sub)
     *sub = (rt_native_sub_t){0};
 }
 
-int rt_native_check_token(const rt_config_t *cfg, const char *token, bool *admin, rt_native_error_t *err)
+const char *rt_native_token(const rt_native_sub_t *sub, const rt_http_request_t *req)
 {
-    *admin = false;
+    if (sub->token != NULL)
+        return sub->token;
+    const char *v = rt_http_header(req, "authorization");
+    if (v == NULL || strncasecmp(v, "bearer ", 7) != 0)
+        return NULL;
+    for (v += 7; *v == ' '; v++)
+        ;
+    return *v != '\0' ? v : NULL;
+}
+
+int rt_native_check_token(rt_token_verifier_t *tokens, const char *token, rt_token_claims_t *claims, rt_native_error_t *err)
+{
+    memset(claims, 0, sizeof(*claims));
     if (token == NULL)
         return 0;
-    if (cfg->token_secret == NULL)
-        return fail(err, RT_EPERM, "unauthorized", "token: no token secret is configured, so no token can be verified");
-    rt_token_claims_t claims;
+    if (!rt_token_verifier_has_keys(tokens))
+        return fail(err, RT_EPERM, "unauthorized", "token: no token secret or key is configured, so no token can be verified");
     char why[128] = "invalid token";
-    int r = rt_token_verify(cfg->token_secret, token, (int64_t)time(NULL), &claims, why, sizeof(why));
-    *admin = r == 0 && claims.admin;
-    rt_token_claims_free(&claims);
-    if (r != 0)
+    int r = rt_token_verify(tokens, token, (int64_t)time(NULL), claims, why, sizeof(why));
+    if (r != 0) {
+        rt_token_claims_free(claims);
         return fail(err, RT_EPERM, "unauthorized", "%s", r == RT_ERANGE ? "token expired" : why);
+    }
     return 0;
 }
 
-int rt_native_sub_check_access(const rt_native_sub_t *sub, const rt_config_t *cfg, bool admin, rt_native_error_t *err)
+rt_grant_t rt_native_grant(const rt_token_claims_t *claims)
 {
-    if (!sub->has_all || admin)
-        return 0;
-    if (cfg->loopback && cfg->token_secret == NULL)
-        return 0;
-    return fail(err, RT_EPERM, "permission_denied", "channel \"all\" needs an admin token");
+    return (rt_grant_t){.admin = claims->admin, .subscribe = (const char *const *)claims->subscribe,
+                        .n_subscribe = claims->n_subscribe, .channels = (const char *const *)claims->channels,
+                        .n_channels = claims->n_channels};
+}
+
+int rt_native_sub_check_access(const rt_native_sub_t *sub, const rt_access_t *a, const rt_grant_t *g, rt_native_error_t *err)
+{
+    for (size_t i = 0; i < sub->n_channels; i++) {
+        const char *why, *ch = sub->channels[i];
+        if (!rt_access_read(a, g, ch, strlen(ch), &why))
+            return fail(err, RT_EPERM, "permission_denied", "channel \"%s\": %s", ch, why);
+    }
+    return 0;
+}
+
+bool rt_native_sub_drop_resume(rt_native_sub_t *sub, const rt_access_t *a)
+{
+    if (sub->last_event_id == NULL)
+        return false;
+    for (size_t i = 0; i < sub->n_channels; i++) {
+        const char *ch = sub->channels[i];
+        if (rt_namespace_any_off(a, ch, strlen(ch), offsetof(rt_namespace_t, history))) {
+            free(sub->last_event_id);
+            sub->last_event_id = NULL;
+            return true;
+        }
+    }
+    return false;
 }
 
 int rt_native_error_status(const rt_native_error_t *err)

@@ -20,7 +20,10 @@
 #include "realtime/broadcaster.h"
 #include "realtime/filter.h"
 #include "realtime/history.h"
+#include "core/access.h"
+#include "net/http.h"
 #include "server/config.h"
+#include "core/token.h"
 
 #define RT_NATIVE_SUB_MAX_CHANNELS 256 /**< channels (or patterns) in one subscription */
 #define RT_NATIVE_SUB_ID_MAX 128       /**< bytes in a subscription id */
@@ -37,7 +40,6 @@ typedef struct st_rt_native_sub_t {
     char *id;              /**< subscription id: rt_native_query_id for the query form; NULL when a message had none */
     char **channels;       /**< valid channels or patterns, without duplicates, in the order given */
     size_t n_channels;     /**< may be 0 for the query form (no channels= parameter) */
-    bool has_all;          /**< one of the channels is `all` */
     rt_filter_t *filter;   /**< NULL = every event; set to NULL once ownership passes (rt_native_sub_attach does) */
     char *last_event_id;   /**< resume point, or NULL */
     char *token;           /**< the query's token=, or NULL (the JSON form carries none) */
@@ -67,17 +69,27 @@ int rt_native_sub_from_json(const json_t *msg, rt_native_sub_t *out, rt_native_e
 /** Frees what sub owns and empties it (safe on an empty or already disposed struct). */
 void rt_native_sub_dispose(rt_native_sub_t *sub);
 
+/** The connection's token: the query's `token`, else `Authorization: Bearer TOKEN`; NULL when neither. */
+const char *rt_native_token(const rt_native_sub_t *sub, const rt_http_request_t *req);
 /**
- * Decides whether a connection's token (NULL = none) makes it an admin. A token that is given must verify
- * with the configured secret: RT_EPERM with code "unauthorized" otherwise (also when no secret is set).
- * Returns 0 and *admin.
+ * Verifies a connection's token (NULL = none: anonymous, claims zeroed). A token that is given must verify:
+ * RT_EPERM with code "unauthorized" otherwise (also when no key is configured). Returns 0 with *claims (free
+ * with rt_token_claims_free; also safe after a failure).
  */
-int rt_native_check_token(const rt_config_t *cfg, const char *token, bool *admin, rt_native_error_t *err);
+int rt_native_check_token(rt_token_verifier_t *tokens, const char *token, rt_token_claims_t *claims, rt_native_error_t *err);
+/** What verified claims grant, as a view into them (valid while they are). */
+rt_grant_t rt_native_grant(const rt_token_claims_t *claims);
 /**
- * Checks that the subscription may be made: `all` needs an admin token, or, with no token secret
- * configured, a loopback listener. Returns 0, or RT_EPERM with code "permission_denied".
+ * Checks that grant g (NULL = anonymous) may read every channel and pattern of the subscription
+ * (rt_access_read). Returns 0, or RT_EPERM with code "permission_denied" naming the first refused channel.
  */
-int rt_native_sub_check_access(const rt_native_sub_t *sub, const rt_config_t *cfg, bool admin, rt_native_error_t *err);
+int rt_native_sub_check_access(const rt_native_sub_t *sub, const rt_access_t *a, const rt_grant_t *g, rt_native_error_t *err);
+
+/**
+ * Drops the resume point when a channel or pattern of the subscription reaches a namespace without history: no
+ * replay can be complete there. Returns true when it did (the client must be told: reset "history_disabled").
+ */
+bool rt_native_sub_drop_resume(rt_native_sub_t *sub, const rt_access_t *a);
 
 /** The HTTP status for err's code: 401 unauthorized, 403 permission_denied, 400 otherwise. */
 int rt_native_error_status(const rt_native_error_t *err);

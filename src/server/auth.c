@@ -40,12 +40,13 @@ static const char *presented_key(const rt_http_request_t *req, size_t *len)
 
 int rt_auth_check_api_key(const rt_config_t *cfg, const rt_http_request_t *req, const char **why)
 {
-    if (cfg->n_api_keys == 0 && cfg->loopback)
+    if (cfg->insecure)
         return 0;
     size_t len = 0;
     const char *key = presented_key(req, &len);
     if (key == NULL) {
-        *why = cfg->n_api_keys == 0 ? "API key required (the listener is not loopback-only and no api_keys are configured)"
+        *why = cfg->n_api_keys == 0 ? "the server API needs a key and none is configured: set api_keys (realtime genconfig writes one), or run with "
+                                      "--insecure for local development"
                                     : "API key required: Authorization: apikey KEY, or X-API-Key: KEY";
         return RT_EPERM;
     }

@@ -1,6 +1,7 @@
 /*
  * Server API authentication: `Authorization: apikey KEY` or `X-API-Key: KEY`, compared in constant time
- * with each configured key. No key is needed on a loopback listener when none is configured.
+ * with each configured key. No key is needed in insecure mode only; with
+ * no key configured every call is refused.
  */
 #ifndef RT_SERVER_AUTH_H
 #define RT_SERVER_AUTH_H

@@ -16,7 +16,7 @@
  * One row per key: the file, the environment and the flags all go through set_value() with the row, so the
  * three sources parse and validate identically, and --help and the defaults come from the same rows.
  */
-enum key_type { K_FILE, K_UINT, K_COUNT, K_BYTES, K_SECONDS, K_BOOL, K_MODE, K_CHOICE, K_STRING, K_SECRET, K_LIST };
+enum key_type { K_FILE, K_UINT, K_COUNT, K_BYTES, K_SECONDS, K_BOOL, K_MODE, K_CHOICE, K_STRING, K_SECRET, K_LIST, K_NAMESPACES };
 
 typedef struct st_cfg_key_t {
     const char *name;
@@ -29,8 +29,10 @@ typedef struct st_cfg_key_t {
     const char *def;                                    /* the default as it would be written; NULL: none or derived */
     const char *def_help;                               /* how to describe a derived default */
     const char *help;
-    size_t set_offset; /* K_BOOL: a bool recording an explicit setting, or 0 */
 } cfg_key_t;
+
+/* What check-config prints for a secret; refused as a value, so its output never loads a secret of "***". */
+#define SECRET_MASK "***"
 
 #define F(field) offsetof(rt_config_t, field)
 #define MIB (1024.0 * 1024)
@@ -40,14 +42,13 @@ static const char *const mode_names[] = {"hybrid", "websocket", "centrifuge", NU
 static const char *const broker_names[] = {"memory", "redis", NULL};
 static const char *const level_names[] = {"error", "warn", "info", "debug", NULL};
 
-static int parse_listen(const char *s, char *host, size_t hostlen, int *port, bool *loopback, char *msg, size_t n);
+static int parse_listen(const char *s, char *host, size_t hostlen, int *port, char *msg, size_t n);
 
 static const char *check_listen(const char *s, char *msg, size_t n)
 {
     char host[64];
     int port;
-    bool loopback;
-    return parse_listen(s, host, sizeof(host), &port, &loopback, msg, n) == 0 ? NULL : msg;
+    return parse_listen(s, host, sizeof(host), &port, msg, n) == 0 ? NULL : msg;
 }
 
 static const char *check_redis_url(const char *s, char *msg, size_t n)
@@ -55,6 +56,14 @@ static const char *check_redis_url(const char *s, char *msg, size_t n)
     if (strncmp(s, "redis://", 8) == 0 || strncmp(s, "unix://", 7) == 0)
         return NULL;
     snprintf(msg, n, "must be a redis://host:port[/db] or unix:///path URL");
+    return msg;
+}
+
+static const char *check_https_url(const char *s, char *msg, size_t n)
+{
+    if (strncmp(s, "https://", 8) == 0 && s[8] != '\0' && s[8] != '/')
+        return NULL;
+    snprintf(msg, n, "must be an https:// URL");
     return msg;
 }
 
@@ -92,19 +101,33 @@ static const cfg_key_t keys[] = {
      .help = "idle keep-alive HTTP connections are closed after this"},
     {"shutdown_timeout", K_SECONDS, F(shutdown_timeout_s), 0, DAY, .arg = "SECONDS", .def = "10",
      .help = "graceful shutdown deadline on SIGTERM/SIGINT"},
+    {"insecure", K_BOOL, F(insecure), .arg = "BOOL", .def = "false",
+     .help = "development only: no API key, any channel (all too) without a token, any Origin; logged as a warning"},
+    {"namespaces", K_NAMESPACES, 0, .arg = "JSON", .def_help = "none",
+     .help = "channel options by pattern, first match wins: [{\"pattern\":\"public.>\",\"anonymous\":true}, ...]; keys "
+             "pattern, anonymous, history, presence, join_leave, client_publish, admin_only"},
     {"api_keys", K_LIST, F(api_keys), .arg = "K1,K2", .def_help = "none",
      .help = "keys accepted by the server API (Authorization: apikey KEY or X-API-Key); a JSON array in the file"},
     {"token_secret", K_SECRET, F(token_secret), .arg = "SECRET", .def_help = "none",
-     .help = "HS256 secret that client JWTs are verified with"},
-    {"allow_anonymous", K_BOOL, F(allow_anonymous), .arg = "BOOL", .def_help = "true on loopback without token_secret",
-     .help = "Centrifuge clients may connect without a token", .set_offset = F(allow_anonymous_set)},
-    {"client_publish", K_BOOL, F(client_publish), .arg = "BOOL", .def = "false",
-     .help = "Centrifuge clients may publish (else error 103)"},
+     .help = "HS256/384/512 secret that client JWTs are verified with"},
+    {"token_public_key", K_STRING, F(token_public_key), .arg = "FILE", .def_help = "none",
+     .help = "PEM public key (or certificate) that RS*, PS*, ES256 and ES384 client JWTs are verified with"},
+    {"token_jwks_file", K_STRING, F(token_jwks_file), .arg = "FILE", .def_help = "none",
+     .help = "JWK set file ({\"keys\":[...]}) that client JWTs are verified with, the key chosen by kid"},
+    {"token_jwks_url", K_STRING, F(token_jwks_url), .check = check_https_url, .arg = "URL", .def_help = "none",
+     .help = "https:// URL of a JWK set (an identity provider's jwks_uri), fetched at startup and every token_jwks_refresh"},
+    {"token_jwks_refresh", K_SECONDS, F(token_jwks_refresh_s), 1, DAY, .arg = "SECONDS", .def = "300",
+     .help = "how often token_jwks_url is fetched again; a failed fetch keeps the keys from the last one"},
+    {"token_audience", K_STRING, F(token_audience), .arg = "AUD", .def_help = "none",
+     .help = "client JWTs must carry this in their aud claim"},
+    {"token_issuer", K_STRING, F(token_issuer), .arg = "ISS", .def_help = "none",
+     .help = "client JWTs must carry this as their iss claim"},
+    {"token_leeway", K_SECONDS, F(token_leeway_s), 0, DAY, .arg = "SECONDS", .def = "0",
+     .help = "clock skew allowed when checking a client JWT's exp and nbf"},
     {"centrifuge_ping", K_SECONDS, F(centrifuge_ping_s), 0.01, DAY, .arg = "SECONDS", .def = "25",
      .help = "Centrifuge protocol ping interval"},
     {"centrifuge_pong", K_SECONDS, F(centrifuge_pong_s), 0.01, DAY, .arg = "SECONDS", .def = "8",
      .help = "Centrifuge pong timeout (disconnect 3012)"},
-    {"presence", K_BOOL, F(presence), .arg = "BOOL", .def = "true", .help = "Centrifuge presence and join/leave"},
     {"broker", K_CHOICE, F(broker), .choices = broker_names, .arg = "NAME", .def = "memory",
      .help = "memory (single node) or redis (several nodes)"},
     {"redis_url", K_STRING, F(redis_url), .check = check_redis_url, .arg = "URL", .def = "redis://127.0.0.1:6379",
@@ -329,6 +352,18 @@ Invalid:
     return -1;
 }
 
+static int set_namespaces(rt_config_t *cfg, json_t *arr, char *msg, size_t n)
+{
+    rt_namespace_t *list;
+    size_t count;
+    if (rt_namespaces_parse(arr, &list, &count, msg, n) != 0)
+        return -1;
+    rt_namespaces_free(cfg->namespaces, cfg->n_namespaces);
+    cfg->namespaces = list;
+    cfg->n_namespaces = count;
+    return 0;
+}
+
 /*
  * Sets one key from text (flags, env, a JSON string) or a JSON value; 0, or -1 with msg describing what the
  * key accepts. Numbers in the file may be JSON numbers or strings with units ("64K", "25s").
@@ -347,6 +382,8 @@ static int set_value(rt_config_t *cfg, const cfg_key_t *k, const char *text, jso
             if (set_list(cfg, NULL, jv) == 0)
                 return 0;
             goto Invalid;
+        } else if (k->type == K_NAMESPACES) {
+            return set_namespaces(cfg, jv, msg, n);
         } else if (k->type == K_SECRET && json_is_null(jv)) {
             set_string((char **)field, NULL);
             return 0;
@@ -372,8 +409,6 @@ static int set_value(rt_config_t *cfg, const cfg_key_t *k, const char *text, jso
         if (!parse_bool(text, &b))
             goto Invalid;
         *(bool *)field = b;
-        if (k->set_offset != 0)
-            *(bool *)((char *)cfg + k->set_offset) = true;
         return 0;
     case K_MODE:
     case K_CHOICE:
@@ -392,6 +427,10 @@ static int set_value(rt_config_t *cfg, const cfg_key_t *k, const char *text, jso
             goto Invalid;
         return 0;
     case K_SECRET:
+        if (strcmp(text, SECRET_MASK) == 0) {
+            format(msg, n, "\"%s\" is the mask check-config prints in place of a secret: write the secret itself", SECRET_MASK);
+            return -1;
+        }
         set_string((char **)field, text[0] == '\0' ? NULL : text);
         return 0;
     case K_STRING:
@@ -399,6 +438,17 @@ static int set_value(rt_config_t *cfg, const cfg_key_t *k, const char *text, jso
             return -1;
         set_string((char **)field, text);
         return 0;
+    case K_NAMESPACES: {
+        json_error_t jerr;
+        json_t *arr = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+        if (arr == NULL) {
+            format(msg, n, "not valid JSON: %s", jerr.text);
+            return -1;
+        }
+        int r = set_namespaces(cfg, arr, msg, n);
+        json_decref(arr);
+        return r;
+    }
     case K_FILE:
         return 0;
     }
@@ -557,12 +607,7 @@ int rt_config_load(rt_config_t *cfg, int argc, char **argv, char *err, size_t er
     return 0;
 }
 
-static bool ipv4_loopback(const struct in_addr *a)
-{
-    return (ntohl(a->s_addr) >> 24) == 127;
-}
-
-static int parse_listen(const char *s, char *host, size_t hostlen, int *port, bool *loopback, char *msg, size_t n)
+static int parse_listen(const char *s, char *host, size_t hostlen, int *port, char *msg, size_t n)
 {
     const char *h = s, *p;
     size_t hlen;
@@ -605,20 +650,16 @@ static int parse_listen(const char *s, char *host, size_t hostlen, int *port, bo
             format(msg, n, "\"%s\" is not an IPv6 address", buf);
             return -1;
         }
-        *loopback = IN6_IS_ADDR_LOOPBACK(&a6) || (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
     } else if (hlen == 0) {
         strcpy(buf, "0.0.0.0");
-        *loopback = false;
     } else if (strcasecmp(buf, "localhost") == 0) {
         strcpy(buf, "127.0.0.1");
-        *loopback = true;
     } else {
         struct in_addr a4;
         if (inet_pton(AF_INET, buf, &a4) != 1) {
             format(msg, n, "host must be an IPv4 address, [IPv6 address] or localhost, not \"%s\"", buf);
             return -1;
         }
-        *loopback = ipv4_loopback(&a4);
     }
     strcpy(host, buf);
     return 0;
@@ -628,7 +669,7 @@ int rt_config_finish(rt_config_t *cfg, char *err, size_t errlen)
 {
     char msg[256];
     if (cfg->listen == NULL ||
-        parse_listen(cfg->listen, cfg->host, sizeof(cfg->host), &cfg->port, &cfg->loopback, msg, sizeof(msg)) != 0) {
+        parse_listen(cfg->listen, cfg->host, sizeof(cfg->host), &cfg->port, msg, sizeof(msg)) != 0) {
         format(err, errlen, "listen: %s", cfg->listen == NULL ? "missing" : msg);
         return -1;
     }
@@ -636,8 +677,6 @@ int rt_config_finish(rt_config_t *cfg, char *err, size_t errlen)
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         cfg->workers = ncpu < 1 ? 1 : ncpu > 256 ? 256 : (unsigned)ncpu;
     }
-    if (!cfg->allow_anonymous_set)
-        cfg->allow_anonymous = cfg->loopback && cfg->token_secret == NULL;
     if (cfg->max_body_bytes < cfg->max_event_bytes) {
         format(err, errlen, "max_body_bytes (%zu) must be at least max_event_bytes (%zu)", cfg->max_body_bytes,
                cfg->max_event_bytes);
@@ -671,11 +710,13 @@ static json_t *value_json(const rt_config_t *cfg, const cfg_key_t *k)
     case K_MODE:
         return json_string(k->choices[*(const rt_mode_t *)field]);
     case K_SECRET:
-        return *(char *const *)field != NULL ? json_string("***") : json_null();
+        return *(char *const *)field != NULL ? json_string(SECRET_MASK) : json_null();
+    case K_NAMESPACES:
+        return rt_namespaces_json(cfg->namespaces, cfg->n_namespaces);
     case K_LIST: {
         json_t *arr = json_array();
         for (size_t i = 0; i < cfg->n_api_keys; i++)
-            json_array_append_new(arr, json_string("***"));
+            json_array_append_new(arr, json_string(SECRET_MASK));
         return arr;
     }
     default:
@@ -689,9 +730,6 @@ char *rt_config_dump(const rt_config_t *cfg)
     for (size_t i = 0; i < RT_ARRAY_SIZE(keys); i++)
         if (keys[i].type != K_FILE)
             json_object_set_new(obj, keys[i].name, value_json(cfg, &keys[i]));
-    json_object_set_new(obj, "host", json_string(cfg->host));
-    json_object_set_new(obj, "port", json_integer(cfg->port));
-    json_object_set_new(obj, "loopback", json_boolean(cfg->loopback));
     char *text = json_dumps(obj, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(obj);
     char *out = rt_strdup(text != NULL ? text : "{}");
@@ -729,4 +767,7 @@ void rt_config_free(rt_config_t *cfg)
         }
     }
     free_list(cfg);
+    rt_namespaces_free(cfg->namespaces, cfg->n_namespaces);
+    cfg->namespaces = NULL;
+    cfg->n_namespaces = 0;
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "core/access.h"
 
 typedef enum { RT_MODE_HYBRID, RT_MODE_WEBSOCKET, RT_MODE_CENTRIFUGE } rt_mode_t;
 
@@ -32,19 +33,24 @@ typedef struct st_rt_config_t {
     double header_timeout_s;   /**< 10: a request's headers must arrive within it */
     double idle_timeout_s;     /**< 60: keep-alive connections idle this long are closed */
     double shutdown_timeout_s; /**< 10: graceful shutdown deadline */
+    bool insecure;             /**< development mode: API without key, every read allowed, any Origin */
+    rt_namespace_t *namespaces; /**< from "namespaces": channel options by pattern, first match wins */
+    size_t n_namespaces;
     char **api_keys;           /**< NULL-terminated; from "api_keys": [..] or a comma-separated flag/env */
     size_t n_api_keys;
-    char *token_secret;        /**< HS256 secret for client JWTs; NULL = none */
-    bool allow_anonymous;      /**< Centrifuge anonymous connect; default: only on loopback without a secret */
-    bool allow_anonymous_set;
-    bool client_publish;       /**< Centrifuge client publish allowed; default false */
+    char *token_secret;        /**< HS256/384/512 secret for client JWTs; NULL = none */
+    char *token_public_key;    /**< PEM file with the public key for RS*, PS*, ES256/384 client JWTs; NULL = none */
+    char *token_jwks_file;     /**< JWK set file, keys chosen by kid; NULL = none */
+    char *token_jwks_url;      /**< https:// URL of a JWK set, fetched in the background; NULL = none */
+    double token_jwks_refresh_s; /**< 300: how often token_jwks_url is fetched again */
+    char *token_audience;      /**< a token's aud must contain it; NULL = aud not checked */
+    char *token_issuer;        /**< a token's iss must equal it; NULL = iss not checked */
+    double token_leeway_s;     /**< 0: clock skew allowed on a token's exp and nbf */
     double centrifuge_ping_s;  /**< 25 */
     double centrifuge_pong_s;  /**< 8 */
-    bool presence;             /**< Centrifuge presence and join/leave; default true */
     char *broker;              /**< "memory" (default) or "redis" */
     char *redis_url;           /**< default "redis://127.0.0.1:6379" */
     char *log_level;           /**< error|warn|info|debug; default info */
-    bool loopback;             /**< derived: the listener is a loopback address */
 } rt_config_t;
 
 /** Fills cfg with the defaults. */
@@ -58,7 +64,7 @@ void rt_config_defaults(rt_config_t *cfg);
  * as unset. Call rt_config_defaults() first.
  */
 int rt_config_load(rt_config_t *cfg, int argc, char **argv, char *err, size_t errlen);
-/** Checks cross-field rules and derives host/port/loopback; 0 or -1 with a message. */
+/** Checks cross-field rules and derives host/port; 0 or -1 with a message. */
 int rt_config_finish(rt_config_t *cfg, char *err, size_t errlen);
 /** Writes the effective configuration as JSON (secrets masked) to a new string (free()). */
 char *rt_config_dump(const rt_config_t *cfg);

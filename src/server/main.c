@@ -15,8 +15,9 @@
 #include <unistd.h>
 #include "llhttp.h"
 #include "server/config.h"
+#include "server/genconfig.h"
 #include "server/server.h"
-#include "server/token.h"
+#include "core/token.h"
 #include "util/buf.h"
 #include "util/mem.h"
 
@@ -37,8 +38,9 @@ static void usage_main(FILE *out)
                  "Commands:\n"
                  "  serve          run the server (the default when no command is given)\n"
                  "  publish        publish an event to a running server\n"
-                 "  token          print a client JWT (HS256)\n"
-                 "  check-config   validate the configuration and print the effective values\n"
+                 "  token          print a client JWT (HS256/384/512, or RS/ES with a private key)\n"
+                 "  check-config   validate the configuration and print the effective values (a config file)\n"
+                 "  genconfig      print a starter configuration with a random API key and token secret\n"
                  "  version        print the version\n"
                  "\n"
                  "Run `realtime COMMAND --help` for a command's options; `realtime serve --help` lists every\n"
@@ -77,14 +79,23 @@ static void usage_publish(FILE *out)
 
 static void usage_token(FILE *out)
 {
-    fprintf(out, "Usage: realtime token --secret SECRET --sub USER [--admin] [--ttl SECONDS] [--channels a,b]\n"
-                 "                      [--info JSON] [--channel CH]\n"
+    fprintf(out, "Usage: realtime token --secret SECRET --sub USER [--alg HS256|HS384|HS512] [OPTIONS]\n"
+                 "       realtime token --key PRIVATE.pem --sub USER [--alg RS256|RS384|RS512|ES256|ES384] [OPTIONS]\n"
                  "\n"
-                 "Prints an HS256 JWT with the claims sub, iat, exp (unless --ttl 0), admin (with --admin),\n"
-                 "channels, info, and channel (a subscription token).\n"
+                 "Prints a client JWT with the claims sub, iat, exp (unless --ttl 0), admin (with --admin), channels,\n"
+                 "subscribe, info, channel (a subscription token), aud and iss.\n"
                  "\n"
                  "  --secret SECRET   HMAC secret (default $REALTIME_TOKEN_SECRET)\n"
-                 "  --ttl SECONDS     lifetime (default 3600; 0: no exp claim)\n");
+                 "  --key FILE        PEM private key (RSA, or EC on P-256/P-384) to sign with instead\n"
+                 "  --alg ALG         algorithm (default HS256 with a secret; RS256, ES256 or ES384 by the key)\n"
+                 "  --kid KID         key id in the header, for servers that verify with a JWK set\n"
+                 "  --ttl SECONDS     lifetime (default 3600; 0: no exp claim)\n"
+                 "  --admin           the admin claim: every channel, all included\n"
+                 "  --subscribe a,b   channels and patterns the token may read (incidents.*, timeline.>)\n"
+                 "  --channels a,b    Centrifuge server-side subscriptions (also readable)\n"
+                 "  --channel CH      make it a Centrifuge subscription token for CH\n"
+                 "  --info JSON       the info claim (Centrifuge connection info)\n"
+                 "  --aud AUD, --iss ISS  the aud and iss claims (see token_audience, token_issuer)\n");
 }
 
 static bool wants_help(int argc, char **argv)
@@ -143,6 +154,10 @@ static int cmd_serve(int argc, char **argv, bool check_only)
     int ret = rt_config_load(&cfg, argc, argv, err, sizeof(err));
     if (ret == 0 && rt_config_finish(&cfg, err, sizeof(err)) != 0)
         ret = -1;
+    rt_token_verifier_t *tokens = NULL; /* check-config reads the key files the server would */
+    if (ret == 0 && check_only && rt_server_tokens_new(&cfg, &tokens, err, sizeof(err)) != 0)
+        ret = -1;
+    rt_token_verifier_free(tokens);
     if (ret != 0) {
         fprintf(stderr, "realtime: %s\n", err);
         rt_config_free(&cfg);
@@ -150,7 +165,8 @@ static int cmd_serve(int argc, char **argv, bool check_only)
     }
     if (check_only) {
         char *dump = rt_config_dump(&cfg);
-        printf("%s\nok\n", dump);
+        printf("%s\n", dump); /* stdout stays a config file: the verdict goes to stderr */
+        fprintf(stderr, "realtime: configuration ok\n");
         free(dump);
         ret = EXIT_OK;
     } else {
@@ -160,36 +176,65 @@ static int cmd_serve(int argc, char **argv, bool check_only)
     return ret;
 }
 
+/* A comma-separated list as a NULL-terminated array pointing into *copy (free() both). */
+static char **split_list(const char *text, char **copy, size_t *n)
+{
+    *copy = rt_strdup(text);
+    char **list = rt_mem_calloc(strlen(text) / 2 + 2, sizeof(char *));
+    for (char *save = NULL, *tok = strtok_r(*copy, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save))
+        list[(*n)++] = tok;
+    return list;
+}
+
+/* A PEM private key file, read whole (64 KiB is past any RSA or EC key); NULL with errno set on failure. */
+static char *read_key_file(const char *path)
+{
+    enum { MAX_PEM = 65536 };
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return NULL;
+    char *pem = rt_mem_alloc(MAX_PEM + 1);
+    size_t n = fread(pem, 1, MAX_PEM + 1, f);
+    bool bad = ferror(f) != 0 || n > MAX_PEM;
+    fclose(f);
+    if (bad) {
+        free(pem);
+        errno = EFBIG;
+        return NULL;
+    }
+    pem[n] = '\0';
+    return pem;
+}
+
 static int cmd_token(int argc, char **argv)
 {
     if (wants_help(argc, argv)) {
         usage_token(stdout);
         return EXIT_OK;
     }
-    const char *secret = getenv("REALTIME_TOKEN_SECRET"), *sub = NULL, *ttl = "3600", *channels = NULL, *v;
+    const char *secret = getenv("REALTIME_TOKEN_SECRET"), *key_file = NULL, *sub = NULL, *ttl = "3600", *channels = NULL,
+               *subscribe = NULL, *info_text = NULL, *channel = NULL;
+    rt_token_signing_t how = {0};
+    const struct {
+        const char *name;
+        const char **value;
+    } opts[] = {{"secret", &secret},   {"key", &key_file},         {"alg", &how.alg},   {"kid", &how.kid},
+                {"aud", &how.aud},     {"iss", &how.iss},          {"sub", &sub},       {"ttl", &ttl},
+                {"channels", &channels}, {"subscribe", &subscribe}, {"info", &info_text}, {"channel", &channel}};
     rt_token_claims_t claims = {0};
-    for (int i = 0, m; i < argc; i++) {
-        if ((m = match_opt(argc, argv, &i, "secret", &v)) > 0)
-            secret = v;
-        else if (m == 0 && (m = match_opt(argc, argv, &i, "sub", &v)) > 0)
-            sub = v;
-        else if (m == 0 && (m = match_opt(argc, argv, &i, "ttl", &v)) > 0)
-            ttl = v;
-        else if (m == 0 && (m = match_opt(argc, argv, &i, "channels", &v)) > 0)
-            channels = v;
-        else if (m == 0 && (m = match_opt(argc, argv, &i, "info", &v)) > 0)
-            claims.info = (char *)v;
-        else if (m == 0 && (m = match_opt(argc, argv, &i, "channel", &v)) > 0)
-            claims.channel = (char *)v;
-        else if (m == 0 && strcmp(argv[i], "--admin") == 0)
+    for (int i = 0; i < argc; i++) {
+        int m = 0;
+        for (size_t j = 0; j < RT_ARRAY_SIZE(opts) && m == 0; j++)
+            m = match_opt(argc, argv, &i, opts[j].name, opts[j].value);
+        if (m < 0)
+            return EXIT_USAGE;
+        if (m == 0 && strcmp(argv[i], "--admin") == 0)
             claims.admin = true;
         else if (m == 0)
             return usage_error("token: unknown option \"%s\" (see realtime token --help)", argv[i]);
-        if (m < 0)
-            return EXIT_USAGE;
     }
-    if (secret == NULL || secret[0] == '\0')
-        return usage_error("token: --secret is required (or REALTIME_TOKEN_SECRET)");
+    if (key_file == NULL && (secret == NULL || secret[0] == '\0'))
+        return usage_error("token: --secret (or REALTIME_TOKEN_SECRET) or --key is required");
     if (sub == NULL)
         return usage_error("token: --sub is required");
     char *end;
@@ -197,27 +242,36 @@ static int cmd_token(int argc, char **argv)
     long long ttl_s = strtoll(ttl, &end, 10);
     if (ttl[0] == '\0' || *end != '\0' || errno != 0 || ttl_s < 0 || ttl_s > 100LL * 365 * 86400)
         return usage_error("token: --ttl: must be a number of seconds between 0 and 3153600000");
-    json_t *info = claims.info != NULL ? json_loads(claims.info, JSON_DECODE_ANY, NULL) : NULL;
-    if (claims.info != NULL && info == NULL)
+    json_t *info = info_text != NULL ? json_loads(info_text, JSON_DECODE_ANY, NULL) : NULL;
+    if (info_text != NULL && info == NULL)
         return usage_error("token: --info: not valid JSON");
     json_decref(info);
+    char *pem = key_file != NULL ? read_key_file(key_file) : NULL;
+    if (key_file != NULL && pem == NULL) {
+        fprintf(stderr, "realtime: token: %s: cannot read: %s\n", key_file, strerror(errno));
+        return EXIT_FAIL;
+    }
 
+    how.secret = secret;
+    how.key_pem = pem;
     claims.sub = (char *)sub;
+    claims.info = (char *)info_text;
+    claims.channel = (char *)channel;
     claims.iat = (int64_t)time(NULL);
     claims.exp = ttl_s != 0 ? claims.iat + ttl_s : 0;
-    char *list = NULL;
-    if (channels != NULL) {
-        list = rt_strdup(channels);
-        claims.channels = rt_mem_calloc(strlen(list) / 2 + 2, sizeof(char *));
-        for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save))
-            claims.channels[claims.n_channels++] = tok;
-    }
-    char *token = NULL;
-    int ret = rt_token_sign(secret, &claims, &token);
+    char *channels_copy = NULL, *subscribe_copy = NULL, *token = NULL, err[256];
+    if (channels != NULL)
+        claims.channels = split_list(channels, &channels_copy, &claims.n_channels);
+    if (subscribe != NULL)
+        claims.subscribe = split_list(subscribe, &subscribe_copy, &claims.n_subscribe);
+    int ret = rt_token_sign_with(&how, &claims, &token, err, sizeof(err));
     free(claims.channels);
-    free(list);
+    free(claims.subscribe);
+    free(channels_copy);
+    free(subscribe_copy);
+    free(pem);
     if (ret != 0) {
-        fprintf(stderr, "realtime: token: signing failed\n");
+        fprintf(stderr, "realtime: token: %s\n", err);
         return EXIT_FAIL;
     }
     printf("%s\n", token);
@@ -554,6 +608,21 @@ int main(int argc, char **argv)
         return cmd_publish(argc, argv);
     if (strcmp(cmd, "token") == 0)
         return cmd_token(argc, argv);
+    if (strcmp(cmd, "genconfig") == 0) {
+        if (wants_help(argc, argv)) {
+            printf("Usage: realtime genconfig > realtime.json\n\nPrints a starter configuration: a random API key and "
+                   "token secret, one anonymous example\nnamespace (public.>) and an allowed origin. Edit it, then run "
+                   "`realtime serve --config realtime.json`.\n");
+            return EXIT_OK;
+        }
+        if (argc != 0)
+            return usage_error("genconfig: unexpected argument \"%s\"", argv[0]);
+        if (rt_genconfig(stdout) != 0) {
+            fprintf(stderr, "realtime: genconfig: no random bytes from the kernel\n");
+            return EXIT_FAIL;
+        }
+        return EXIT_OK;
+    }
     if (strcmp(cmd, "version") == 0) {
         if (wants_help(argc, argv)) {
             printf("Usage: realtime version\n");

@@ -5,6 +5,7 @@
 #include <uv.h>
 #include "realtime/error.h"
 #include "broker/broker.h"
+#include "net/jwks_fetch.h"
 #include "net/fdtable.h"
 #include "net/worker.h"
 #include "transport/ws_handshake.h"
@@ -65,6 +66,17 @@ uint64_t rt_server_delivered(rt_server_t *s)
     return n;
 }
 
+int rt_server_tokens_new(const rt_config_t *cfg, rt_token_verifier_t **out, char *err, size_t errlen)
+{
+    rt_token_config_t tc = {.secret = cfg->token_secret,
+                            .public_key_file = cfg->token_public_key,
+                            .jwks_file = cfg->token_jwks_file,
+                            .audience = cfg->token_audience,
+                            .issuer = cfg->token_issuer,
+                            .leeway_s = cfg->token_leeway_s};
+    return rt_token_verifier_new(&tc, out, err, errlen);
+}
+
 int rt_server_run(rt_config_t *config)
 {
     static const char *levels[] = {"error", "warn", "info", "debug"};
@@ -91,11 +103,25 @@ int rt_server_run(rt_config_t *config)
     uv_signal_start(&sc.sigint, on_signal, SIGINT);
     uv_signal_start(&sc.sigterm, on_signal, SIGTERM);
     s->config = config;
+    s->access = (rt_access_t){.namespaces = config->namespaces, .n_namespaces = config->n_namespaces, .insecure = config->insecure};
+    if (config->insecure)
+        RT_LOG_WARN("insecure mode: the server API needs no key, any client may read any channel (all too) and any "
+                    "web page may connect; for local development only");
     s->started_ms = rt_clock_mono_ms();
     rt_history_config_t hc = {.size = config->history_size, .ttl_ms = (int64_t)(config->history_ttl_s * 1000)};
     s->history = rt_history_new(&hc);
     s->workers = rt_mem_calloc(config->workers, sizeof(*s->workers));
-    char err[256];
+    char err[512];
+    if (rt_server_tokens_new(config, &s->tokens, err, sizeof(err)) != 0) {
+        RT_LOG_ERR("%s", err);
+        return 1;
+    }
+    rt_jwks_fetch_t *jwks = NULL;
+    if (config->token_jwks_url != NULL &&
+        (jwks = rt_jwks_fetch_start(config->token_jwks_url, config->token_jwks_refresh_s, s->tokens, err, sizeof(err))) == NULL) {
+        RT_LOG_ERR("%s", err);
+        return 1;
+    }
     for (unsigned i = 0; i < config->workers; i++) {
         if ((s->workers[i] = rt__worker_new(s, i, err, sizeof(err))) == NULL) {
             RT_LOG_ERR("%s", err);
@@ -131,6 +157,7 @@ int rt_server_run(rt_config_t *config)
     for (unsigned i = 0; i < s->n_workers; i++)
         rt__worker_join(s->workers[i]);
     s->broker->ops->free(s->broker);
+    rt_jwks_fetch_stop(jwks);
     uv_close((uv_handle_t *)&sc.deadline, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
@@ -139,6 +166,7 @@ int rt_server_run(rt_config_t *config)
     for (unsigned i = 0; i < s->n_workers; i++)
         rt__worker_free(s->workers[i]);
     rt_history_free(s->history);
+    rt_token_verifier_free(s->tokens);
     free(s->workers);
     free(s);
     return 0;

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include "realtime/event.h"
 #include "realtime/history.h"
+#include "core/access.h"
+#include "core/token.h"
 #include "net/conn.h"
 #include "net/http.h"
 #include "server/config.h"
@@ -26,6 +28,8 @@ typedef struct st_rt_server_stats_t {
 
 struct st_rt_server_t {
     rt_config_t *config;
+    rt_access_t access; /**< who may read what: the config's namespaces and insecure, for every protocol */
+    rt_token_verifier_t *tokens; /**< client JWT keys and rules, for every protocol (rt_server_tokens_new) */
     rt_history_t *history;
     rt_broker_t *broker; /**< sequences published events and feeds history and workers (src/broker/broker.h) */
     rt_worker_t **workers;
@@ -49,6 +53,13 @@ bool rt_server_ready(rt_server_t *s);
 
 /** Events delivered to clients so far, summed over the workers. */
 uint64_t rt_server_delivered(rt_server_t *s);
+
+/**
+ * Builds the token verifier the configuration describes (token_secret, token_public_key, token_jwks_file,
+ * token_audience, token_issuer, token_leeway; token_jwks_url is fetched by the running server). Returns 0 with
+ * *out, or RT_EINVAL with a message naming the file and what is wrong with it.
+ */
+int rt_server_tokens_new(const rt_config_t *cfg, rt_token_verifier_t **out, char *err, size_t errlen);
 
 /** Runs the server until SIGTERM/SIGINT and a graceful shutdown; returns the process exit code. */
 int rt_server_run(rt_config_t *config);

@@ -23,6 +23,8 @@
 #define STRINGIFY(x) STRINGIFY_(x)
 
 #define RESET_BLOCK "event: reset\ndata: {\"reason\":\"history_unavailable\"}\n\n"
+/* The resume point reaches a namespace without history (no replay there can be complete). */
+#define NO_HISTORY_BLOCK "event: reset\ndata: {\"reason\":\"history_disabled\"}\n\n"
 
 /*
  * c->proto of a stream, and most of what an idle one costs beside the connection: nothing the connection knows
@@ -157,7 +159,6 @@ void rt_sse_accept(rt_conn_t *c, rt_http_request_t *req)
     const rt_config_t *cfg = server->config;
     rt_native_sub_t sub;
     rt_native_error_t err;
-    bool admin;
     if (rt_native_sub_from_query(req->query, &sub, &err) != 0) {
         rt_http_respond_error(c, rt_native_error_status(&err), err.code, "%s", err.message);
         return;
@@ -167,7 +168,12 @@ void rt_sse_accept(rt_conn_t *c, rt_http_request_t *req)
         rt_native_sub_dispose(&sub);
         return;
     }
-    if (rt_native_check_token(cfg, sub.token, &admin, &err) != 0 || rt_native_sub_check_access(&sub, cfg, admin, &err) != 0) {
+    rt_token_claims_t claims;
+    int refused = rt_native_check_token(server->tokens, rt_native_token(&sub, req), &claims, &err);
+    rt_grant_t grant = rt_native_grant(&claims);
+    refused = refused != 0 || rt_native_sub_check_access(&sub, &server->access, &grant, &err) != 0;
+    rt_token_claims_free(&claims);
+    if (refused) {
         refuse(c, &sub, &err);
         return;
     }
@@ -178,6 +184,7 @@ void rt_sse_accept(rt_conn_t *c, rt_http_request_t *req)
         sub.last_event_id = rt_strdup(hdr);
     }
 
+    bool no_history = rt_native_sub_drop_resume(&sub, &server->access);
     sse_t *s = rt_mem_calloc(1, sizeof(*s));
     s->client = (rt_client_t){.ops = &client_ops, .data = c};
     rt_subscription_t *subscription;
@@ -202,8 +209,11 @@ void rt_sse_accept(rt_conn_t *c, rt_http_request_t *req)
     rt_conn_set_kind(c, RT_CONN_SSE);
     c->deadline_ms = rt_conn_now(c) + (int64_t)(cfg->heartbeat_s * 1000); /* the next ping */
 
-    if (r == RT_ERANGE) {
-        rt_conn_send_copy(c, RESET_BLOCK, sizeof(RESET_BLOCK) - 1);
+    if (no_history || r == RT_ERANGE) {
+        if (no_history)
+            rt_conn_send_copy(c, NO_HISTORY_BLOCK, sizeof(NO_HISTORY_BLOCK) - 1);
+        else
+            rt_conn_send_copy(c, RESET_BLOCK, sizeof(RESET_BLOCK) - 1);
         s->watermark = upto;
     } else {
         send_replay(c, s, &replay, upto);

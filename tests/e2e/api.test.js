@@ -312,7 +312,7 @@ describe('server API', { timeout: 60000 }, () => {
 describe('API keys', { timeout: 30000 }, () => {
   let srv;
   before(async () => {
-    srv = await startServer({ flags: { apiKeys: 'k1,k2' } });
+    srv = await startServer({ secure: true, flags: { apiKeys: 'k1,k2' } });
   });
   after(async () => {
     if (srv)
@@ -321,7 +321,7 @@ describe('API keys', { timeout: 30000 }, () => {
 
   it('server API needs a key once api_keys are configured; health does not', { timeout: 10000 }, async () => {
     const ev = { type: 'incident.created', channels: ['keys'] };
-    assertError(await publish(srv, ev), 401, 'unauthorized');
+    assertError(await publish(srv, ev, { headers: { 'X-API-Key': '' } }), 401, 'unauthorized');
     const bad = await publish(srv, ev, { headers: { 'X-API-Key': 'nope' } });
     assert.ok(bad.status === 401 || bad.status === 403, `wrong key: ${bad.status}`);
     assert.equal((await publish(srv, ev, { headers: { Authorization: 'apikey k1' } })).status, 200);
@@ -331,5 +331,37 @@ describe('API keys', { timeout: 30000 }, () => {
     assert.equal((await request(srv.port, { path: '/api/history?channel=keys', headers: { Authorization: 'apikey k2' } })).json.events.length, 2);
     assert.equal((await request(srv.port, { path: '/healthz' })).status, 200);
     assert.equal((await request(srv.port, { path: '/readyz' })).status, 200);
+  });
+});
+
+describe('no API key configured, not --insecure', { timeout: 30000 }, () => {
+  let srv;
+  before(async () => {
+    srv = await startServer({ secure: true });
+  });
+  after(async () => {
+    if (srv)
+      await srv.stop();
+  });
+
+  it('every server API call is 401, and the message names both remedies', { timeout: 10000 }, async () => {
+    for (const r of [await publish(srv, { type: 'incident.created', channels: ['x'] }),
+      await request(srv.port, { path: '/api/stats' }), await request(srv.port, { path: '/api/history?channel=x' })]) {
+      assertError(r, 401, 'unauthorized');
+      assert.match(r.json.error.message, /api_keys/);
+      assert.match(r.json.error.message, /--insecure/);
+    }
+    assert.equal((await request(srv.port, { path: '/healthz' })).status, 200);
+  });
+
+  it('logs no insecure warning; --insecure logs one', { timeout: 10000 }, async () => {
+    assert.doesNotMatch(srv.logs(), /insecure mode/);
+    const open = await startServer();
+    try {
+      assert.match(open.logs(), /insecure mode/);
+      assert.equal((await publish(open, { type: 'incident.created', channels: ['x'] })).status, 200);
+    } finally {
+      await open.stop();
+    }
   });
 });

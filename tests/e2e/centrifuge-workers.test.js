@@ -67,7 +67,7 @@ async function assertPrompt(items, got, t0, what) {
 }
 
 async function apiOk(srv, method, body) {
-  const r = await request(srv.port, { method: 'POST', path: `/api/${method}`, body, headers: { 'Content-Type': 'application/json' } });
+  const r = await request(srv.port, { method: 'POST', path: `/api/${method}`, body, headers: { 'Content-Type': 'application/json', ...srv.apiHeaders } });
   assert.equal(r.status, 200, `${method}: ${r.status} ${r.text}`);
   assert.ok(r.json && r.json.result, `${method}: ${r.text}`);
   return r.json.result;
@@ -77,7 +77,7 @@ describe('Centrifuge mail across workers (--workers 2)', () => {
   let srv;
   const open = [];
   before(async () => {
-    srv = await startServer({ workers: 2, flags: { tokenSecret: SECRET, presence: 'true' } });
+    srv = await startServer({ workers: 2, flags: { tokenSecret: SECRET } });
   });
   after(async () => {
     for (const c of open)

@@ -69,7 +69,7 @@ async function subscribed(s) {
 }
 
 function api(srv, method, body, headers = {}) {
-  return request(srv.port, { method: 'POST', path: `/api/${method}`, body, headers: { 'Content-Type': 'application/json', ...headers } });
+  return request(srv.port, { method: 'POST', path: `/api/${method}`, body, headers: { 'Content-Type': 'application/json', ...srv.apiHeaders, ...headers } });
 }
 
 async function apiOk(srv, method, body) {
@@ -79,7 +79,7 @@ async function apiOk(srv, method, body) {
   return r.json.result;
 }
 
-describe('centrifuge-js against /connection/websocket (anonymous, loopback)', () => {
+describe('centrifuge-js against /connection/websocket (anonymous, --insecure)', () => {
   let srv;
   before(async () => {
     srv = await startServer({ workers: 2 });
@@ -258,13 +258,13 @@ describe('centrifuge-js against /connection/websocket (anonymous, loopback)', ()
 describe('tokens, presence, join/leave and the server API', () => {
   let srv;
   before(async () => {
-    srv = await startServer({ workers: 2, flags: { tokenSecret: SECRET, presence: 'true' } });
+    srv = await startServer({ workers: 2, secure: true, flags: { tokenSecret: SECRET, apiKeys: 'cf-key' } });
   });
   after(async () => {
     await srv.stop();
   });
 
-  test('anonymous connect is refused when a secret is set (101, no reconnect)', async () => {
+  test('anonymous connect is refused when no namespace is anonymous (101, no reconnect)', async () => {
     const c = client(srv);
     c.connect();
     await waitFor(() => c.log.disconnected.length === 1, { message: 'disconnected' });
@@ -300,8 +300,9 @@ describe('tokens, presence, join/leave and the server API', () => {
 
   test('presence, presence_stats, join and leave', async () => {
     const ch = uniq('room');
-    const a = client(srv, { token: jwt({ sub: 'alice', info: { name: 'Alice' } }) });
-    const b = client(srv, { token: cliToken('bob') });
+    // Each token grants the room (claim subscribe): no namespace is anonymous here.
+    const a = client(srv, { token: jwt({ sub: 'alice', info: { name: 'Alice' }, subscribe: [ch] }) });
+    const b = client(srv, { token: jwt({ sub: 'bob', subscribe: [ch] }) });
     await connected(a);
     await connected(b);
     const sa = sub(a, ch, { joinLeave: true });
@@ -390,11 +391,13 @@ describe('tokens, presence, join/leave and the server API', () => {
 describe('ping/pong and API keys', () => {
   let srv;
   before(async () => {
-    srv = await startServer({ workers: 1, flags: { centrifugePing: 1, centrifugePong: 1, apiKeys: 'k1' } });
+    // Anonymous clients may connect: one namespace is anonymous.
+    srv = await startServer({ workers: 1, secure: true, flags: { centrifugePing: 1, centrifugePong: 1, apiKeys: 'k1',
+      namespaces: JSON.stringify([{ pattern: 'public.>', anonymous: true }]) } });
   });
 
   test('the Centrifugo API needs the API key when keys are configured', async () => {
-    assert.equal((await api(srv, 'publish', { channel: 'x', data: 1 })).status, 401);
+    assert.equal((await api(srv, 'publish', { channel: 'x', data: 1 }, { 'X-API-Key': '' })).status, 401);
     const ok = await api(srv, 'publish', { channel: 'x', data: 1 }, { Authorization: 'apikey k1' });
     assert.equal(ok.status, 200);
     assert.equal(ok.json.result.offset, 1);

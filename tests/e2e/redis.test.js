@@ -175,9 +175,11 @@ describe('redis broker', { timeout: 90000 }, () => {
     const batch = await publishOk(b, { events: [{ type: 'a.b', channels: [ch] }, { type: 'a.b', channels: [ch] }] });
     assert.deepEqual(batch.events.map((e) => e.seq), [seqs[19] + 1, seqs[19] + 2]);
     // Both nodes' history shows the same events with the same seqs (A's read follows its own publish at once).
+    // The batch went through B: A applies it from the stream, so wait for both.
+    for (const [node, name] of [[a, 'A'], [b, 'B']])
+      await waitFor(async () => (await getJson(node, `/api/history?channel=${ch}&limit=100`)).events.length === 22,
+        { message: `${name} history` });
     const ha = await getJson(a, `/api/history?channel=${ch}&limit=100`);
-    await waitFor(async () => (await getJson(b, `/api/history?channel=${ch}&limit=100`)).events.length === 22,
-      { message: 'B history' });
     const hb = await getJson(b, `/api/history?channel=${ch}&limit=100`);
     assert.equal(ha.events.length, 22);
     assert.deepEqual(hb.events.map((e) => [e.id, e.seq]), ha.events.map((e) => [e.id, e.seq]));

@@ -97,7 +97,7 @@ describe('/events (SSE)', { timeout: 90000 }, () => {
     assert.ok(!c.events().some((e) => e.id === r3.id));
   });
 
-  it('`all` on a loopback listener receives every event', { timeout: 10000 }, async () => {
+  it('`all` in insecure mode receives every event', { timeout: 10000 }, async () => {
     const c = await connect('/events?channels=all');
     assert.equal(c.status, 200);
     await waitFor(() => c.retry !== null);

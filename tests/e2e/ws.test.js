@@ -167,7 +167,7 @@ describe('/ws native protocol', { timeout: 120000 }, () => {
     assert.deepEqual(c.events().map((e) => e.id), ['inc.A', 'tl.A', 'tl.A.B', 'inc.B'].map((x) => `${root}:${x}`).concat([marker]));
   });
 
-  it('`all` receives every event (open on loopback without tokens)', { timeout: 10000 }, async () => {
+  it('`all` receives every event (open in insecure mode)', { timeout: 10000 }, async () => {
     const c = await connect();
     assert.deepEqual(await c.subscribe({ id: 'all', channels: ['all'] }), { type: 'subscribed', id: 'all', channels: ['all'] });
     const r1 = await publishOk(srv, { type: 'incident.created', channels: [uniq('any')] });

@@ -165,14 +165,15 @@ static inline void fake_no_wakeup(void *ctx)
 {
 }
 
-/* A fresh server (defaults, on a loopback listener; history_size 0 = the default), broadcaster and connection. */
+/* A fresh server (defaults, insecure as in development; history_size 0 = the default), broadcaster and connection. */
 static inline void fake_setup(size_t history_size)
 {
     rt_config_defaults(&config);
-    config.loopback = true;
+    config.insecure = true;
     memset(&server, 0, sizeof(server));
     fake_delivered = 0;
     server.config = &config;
+    server.access = (rt_access_t){.insecure = true};
     rt_history_config_t hc = {.size = history_size};
     server.history = rt_history_new(&hc);
     rt_broadcaster_config_t bcfg = {.wakeup = fake_no_wakeup};

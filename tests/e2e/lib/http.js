@@ -51,7 +51,7 @@ async function getJson(srv, path, headers = {}) {
 function publish(srv, payload, { headers = {}, agent } = {}) {
   return request(srv.port, {
     method: 'POST', path: '/api/events', body: payload, agent,
-    headers: { 'Content-Type': 'application/json', ...headers },
+    headers: { 'Content-Type': 'application/json', ...(srv.apiHeaders || {}), ...headers },
   });
 }
 

@@ -61,8 +61,10 @@ function flagArgs(flags) {
 }
 
 /**
- * Starts a server. opts.flags: extra flags (object or array); opts.workers (default 2); opts.env; opts.cwd.
- * Resolves a handle {port, base, ws, pid, proc, logs(), rss(), stop(opts), exited}.
+ * Starts a server. opts.flags: extra flags (object or array); opts.workers (default 2); opts.env; opts.cwd;
+ * opts.secure: start without --insecure (keys and grants enforced), as `realtime serve` runs in production; by default
+ * tests that are not about authorization run in insecure mode, as `make run` does.
+ * Resolves a handle {port, base, ws, apiHeaders, pid, proc, logs(), rss(), stop(opts), exited}.
  */
 async function startServer(opts = {}) {
   let lastErr;
@@ -86,7 +88,7 @@ async function startOn(port, opts) {
   if (!fs.existsSync(BIN))
     throw new Error(`server binary not found: ${BIN} (set REALTIME_BIN or run make)`);
   const args = ['serve', '--listen', `127.0.0.1:${port}`, '--workers', String(opts.workers ?? 2),
-    ...flagArgs(opts.flags)];
+    ...(opts.secure ? [] : ['--insecure']), ...flagArgs(opts.flags)];
   const proc = spawn(BIN, args, {
     cwd: opts.cwd || path.resolve(__dirname, '../../..'),
     env: { ...process.env, ...(opts.env || {}) },
@@ -142,9 +144,12 @@ async function startOn(port, opts) {
     await sleep(25);
   }
 
+  const keys = opts.flags && !Array.isArray(opts.flags) && opts.flags.apiKeys;
   const srv = {
     port,
     args,
+    /** Headers that authenticate to the server API: the first of opts.flags.apiKeys, when given. */
+    apiHeaders: keys ? { 'X-API-Key': String(keys).split(',')[0] } : {},
     base: `http://127.0.0.1:${port}`,
     ws: `ws://127.0.0.1:${port}`,
     pid: proc.pid,

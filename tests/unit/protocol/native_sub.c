@@ -13,7 +13,7 @@
 #include <time.h>
 #include "realtime/error.h"
 #include "protocol/native_sub.h"
-#include "server/token.h"
+#include "core/token.h"
 
 static rt_event_t *mkev(const char *id, const char *type, const char *channel, const char *data_json)
 {
@@ -56,7 +56,6 @@ static void test_query_channels(void **state)
     assert_null(sub.filter);
     assert_null(sub.last_event_id);
     assert_null(sub.token);
-    assert_false(sub.has_all);
     rt_native_sub_dispose(&sub);
 
     /* URL-decoded (an encoded comma separates too), duplicates dropped, empty items and unknown parameters ignored,
@@ -76,7 +75,6 @@ static void test_query_channels(void **state)
     assert_int_equal(sub.n_channels, 0);
     rt_native_sub_dispose(&sub);
     parse_query_ok("channels=all", &sub);
-    assert_true(sub.has_all);
     rt_native_sub_dispose(&sub);
     rt_native_sub_dispose(&sub); /* twice is harmless */
 }
@@ -236,51 +234,71 @@ static void test_json_form(void **state)
 
 static void test_access_and_tokens(void **state)
 {
-    rt_config_t cfg = {.loopback = true};
+    rt_config_t cfg = {.token_secret = "s3cret"};
+    rt_namespace_t ns[] = {{.pattern = "public.>", .anonymous = true}};
+    rt_access_t access = {.namespaces = ns, .n_namespaces = 1};
     rt_native_sub_t sub;
     rt_native_error_t err;
-    bool admin = true;
-    parse_query_ok("channels=incidents,all", &sub);
+    rt_token_claims_t got;
 
-    /* Loopback without a token secret: `all` is open. */
-    assert_int_equal(rt_native_check_token(&cfg, NULL, &admin, &err), 0);
-    assert_false(admin);
-    assert_int_equal(rt_native_sub_check_access(&sub, &cfg, false, &err), 0);
-    /* Not loopback: refused unless admin. */
-    cfg.loopback = false;
-    assert_int_equal(rt_native_sub_check_access(&sub, &cfg, false, &err), RT_EPERM);
+    /* No token: anonymous. Only the anonymous namespace is readable, `all` never. */
+    assert_int_equal(rt_native_check_token(&cfg, NULL, &got, &err), 0);
+    rt_grant_t anon = rt_native_grant(&got);
+    assert_false(anon.admin);
+    parse_query_ok("channels=public.status,public.*", &sub);
+    assert_int_equal(rt_native_sub_check_access(&sub, &access, &anon, &err), 0);
+    rt_native_sub_dispose(&sub);
+    parse_query_ok("channels=public.status,incidents", &sub);
+    assert_int_equal(rt_native_sub_check_access(&sub, &access, &anon, &err), RT_EPERM);
     assert_string_equal(err.code, "permission_denied");
+    assert_non_null(strstr(err.message, "\"incidents\""));
     assert_int_equal(rt_native_error_status(&err), 403);
-    assert_int_equal(rt_native_sub_check_access(&sub, &cfg, true, &err), 0);
-    /* Loopback with a secret: tokens exist, so `all` needs an admin one. */
-    cfg.loopback = true;
-    cfg.token_secret = "s3cret";
-    assert_int_equal(rt_native_sub_check_access(&sub, &cfg, false, &err), RT_EPERM);
     rt_native_sub_dispose(&sub);
-    /* Other channels need nothing. */
-    cfg.loopback = false;
-    parse_query_ok("channels=incidents.>", &sub);
-    assert_int_equal(rt_native_sub_check_access(&sub, &cfg, false, &err), 0);
+    parse_query_ok("channels=all", &sub);
+    assert_int_equal(rt_native_sub_check_access(&sub, &access, NULL, &err), RT_EPERM);
+    access.insecure = true; /* development mode opens everything */
+    assert_int_equal(rt_native_sub_check_access(&sub, &access, NULL, &err), 0);
+    access.insecure = false;
     rt_native_sub_dispose(&sub);
 
-    char *token = NULL;
-    rt_token_claims_t claims = {.sub = "ops", .admin = true, .exp = (int64_t)time(NULL) + 3600};
+    /* A token with subscribe grants what its patterns cover, and no more. */
+    char *token = NULL, *subscribe[] = {"incidents.*", NULL};
+    rt_token_claims_t claims = {.sub = "ops", .exp = (int64_t)time(NULL) + 3600, .subscribe = subscribe, .n_subscribe = 1};
     assert_int_equal(rt_token_sign("s3cret", &claims, &token), 0);
-    assert_int_equal(rt_native_check_token(&cfg, token, &admin, &err), 0);
-    assert_true(admin);
+    assert_int_equal(rt_native_check_token(&cfg, token, &got, &err), 0);
+    rt_grant_t g = rt_native_grant(&got);
+    parse_query_ok("channels=incidents.INC-1,incidents.*", &sub);
+    assert_int_equal(rt_native_sub_check_access(&sub, &access, &g, &err), 0);
+    rt_native_sub_dispose(&sub);
+    parse_query_ok("channels=incidents.>", &sub);
+    assert_int_equal(rt_native_sub_check_access(&sub, &access, &g, &err), RT_EPERM);
+    rt_native_sub_dispose(&sub);
+    parse_query_ok("channels=all", &sub);
+    assert_int_equal(rt_native_sub_check_access(&sub, &access, &g, &err), RT_EPERM);
+    rt_native_sub_dispose(&sub);
+    rt_token_claims_free(&got);
     free(token);
-    claims.admin = false;
+
+    /* An admin token reads everything. */
+    claims = (rt_token_claims_t){.sub = "ops", .admin = true};
     assert_int_equal(rt_token_sign("s3cret", &claims, &token), 0);
-    assert_int_equal(rt_native_check_token(&cfg, token, &admin, &err), 0);
-    assert_false(admin);
+    assert_int_equal(rt_native_check_token(&cfg, token, &got, &err), 0);
+    g = rt_native_grant(&got);
+    assert_true(g.admin);
+    parse_query_ok("channels=all,>", &sub);
+    assert_int_equal(rt_native_sub_check_access(&sub, &access, &g, &err), 0);
+    rt_native_sub_dispose(&sub);
+    rt_token_claims_free(&got);
     free(token);
+
+    /* A token that does not verify is refused, not taken as anonymous. */
     assert_int_equal(rt_token_sign("other", &claims, &token), 0);
-    assert_int_equal(rt_native_check_token(&cfg, token, &admin, &err), RT_EPERM);
+    assert_int_equal(rt_native_check_token(&cfg, token, &got, &err), RT_EPERM);
     assert_string_equal(err.code, "unauthorized");
     assert_int_equal(rt_native_error_status(&err), 401);
-    assert_false(admin);
-    cfg.token_secret = NULL; /* no secret: no token can be verified */
-    assert_int_equal(rt_native_check_token(&cfg, token, &admin, &err), RT_EPERM);
+    assert_false(got.admin);
+    cfg.token_secret = NULL; /* no key: no token can be verified */
+    assert_int_equal(rt_native_check_token(&cfg, token, &got, &err), RT_EPERM);
     assert_string_equal(err.code, "unauthorized");
     free(token);
 }

@@ -62,7 +62,9 @@ static void test_defaults(void **state)
     assert_string_equal(c.listen, "127.0.0.1:8080");
     assert_string_equal(c.host, "127.0.0.1");
     assert_int_equal(c.port, 8080);
-    assert_true(c.loopback);
+    assert_false(c.insecure); /* nothing is open for where the server listens */
+    assert_null(c.namespaces);
+    assert_int_equal(c.n_namespaces, 0);
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     assert_int_equal(c.workers, ncpu < 1 ? 1 : ncpu > 256 ? 256 : ncpu);
     assert_int_equal(c.mode, RT_MODE_HYBRID);
@@ -78,11 +80,7 @@ static void test_defaults(void **state)
     assert_null(c.api_keys);
     assert_int_equal(c.n_api_keys, 0);
     assert_null(c.token_secret);
-    assert_true(c.allow_anonymous);
-    assert_false(c.allow_anonymous_set);
-    assert_false(c.client_publish);
     assert_true(c.centrifuge_ping_s == 25 && c.centrifuge_pong_s == 8);
-    assert_true(c.presence);
     assert_string_equal(c.broker, "memory");
     assert_string_equal(c.redis_url, "redis://127.0.0.1:6379");
     assert_string_equal(c.log_level, "info");
@@ -148,28 +146,24 @@ static void test_flag_forms(void **state)
 {
     rt_config_t c;
     rt_config_defaults(&c);
-    assert_int_equal(LOAD(&c, errbuf, "--max-event-bytes", "1000", "--max_body_bytes=2M", "--client-publish", "--presence", "off",
-                          "--allow-anonymous=no", "--heartbeat", "500ms", "--history-ttl=2h", "--pong-timeout", "1.5", "--listen",
+    assert_int_equal(LOAD(&c, errbuf, "--max-event-bytes", "1000", "--max_body_bytes=2M", "--insecure", "--insecure", "off",
+                          "--heartbeat", "500ms", "--history-ttl=2h", "--pong-timeout", "1.5", "--listen",
                           "0.0.0.0:1", "--listen", "127.0.0.1:9"),
                      0);
     assert_int_equal(c.max_event_bytes, 1000);
     assert_int_equal(c.max_body_bytes, 2 * 1024 * 1024);
-    assert_true(c.client_publish);
-    assert_false(c.presence);
-    assert_false(c.allow_anonymous);
-    assert_true(c.allow_anonymous_set);
+    assert_false(c.insecure); /* the last one wins */
     assert_true(c.heartbeat_s == 0.5);
     assert_true(c.history_ttl_s == 7200);
     assert_true(c.pong_timeout_s == 1.5);
     assert_string_equal(c.listen, "127.0.0.1:9"); /* the last one wins */
     assert_int_equal(rt_config_finish(&c, errbuf, sizeof(errbuf)), 0);
-    assert_false(c.allow_anonymous); /* explicit setting survives finish on loopback */
     rt_config_free(&c);
 
     /* a bare bool flag followed by another flag */
     rt_config_defaults(&c);
-    assert_int_equal(LOAD(&c, errbuf, "--client-publish", "--workers", "7", "--max-event-bytes=64k"), 0);
-    assert_true(c.client_publish);
+    assert_int_equal(LOAD(&c, errbuf, "--insecure", "--workers", "7", "--max-event-bytes=64k"), 0);
+    assert_true(c.insecure);
     assert_int_equal(c.workers, 7);
     assert_int_equal(c.max_event_bytes, 65536);
     assert_int_equal(rt_config_finish(&c, errbuf, sizeof(errbuf)), 0);
@@ -238,8 +232,8 @@ static void test_flag_errors(void **state)
         {"--heartbeat", "0", "--heartbeat: must be a duration in seconds between 0.01 and 86400 (suffixes ms, s, m, h allowed)"},
         {"--heartbeat", "abc", "--heartbeat: must be a duration in seconds between 0.01 and 86400 (suffixes ms, s, m, h allowed)"},
         {"--heartbeat", "nan", "--heartbeat: must be a duration in seconds between 0.01 and 86400 (suffixes ms, s, m, h allowed)"},
-        {"--presence", "maybe", "unexpected argument \"maybe\""},
-        {"--presence=maybe", NULL, "--presence: must be true or false"},
+        {"--insecure", "maybe", "unexpected argument \"maybe\""},
+        {"--insecure=maybe", NULL, "--insecure: must be true or false"},
         {"--mode", "fast", "--mode: must be one of hybrid, websocket, centrifuge"},
         {"--broker", "kafka", "--broker: must be one of memory, redis"},
         {"--log-level", "loud", "--log-level: must be one of error, warn, info, debug"},
@@ -296,14 +290,14 @@ static void test_env_errors(void **state)
     assert_int_equal(LOAD(&c, errbuf, "--max-event-bytes", "4096"), -1);
     rt_config_free(&c);
     setenv("REALTIME_MAX_EVENT_BYTES", "4K", 1);
-    setenv("REALTIME_CLIENT_PUBLISH", "yes", 1);
+    setenv("REALTIME_INSECURE", "yes", 1);
     rt_config_defaults(&c);
     assert_int_equal(LOAD(&c, errbuf, NULL), 0);
     assert_int_equal(c.max_event_bytes, 4096);
-    assert_true(c.client_publish);
+    assert_true(c.insecure);
     rt_config_free(&c);
     unsetenv("REALTIME_MAX_EVENT_BYTES");
-    unsetenv("REALTIME_CLIENT_PUBLISH");
+    unsetenv("REALTIME_INSECURE");
 }
 
 static void expect_file_error(const char *json, const char *suffix)
@@ -326,7 +320,16 @@ static void test_file_errors(void **state)
     expect_file_error("{\"workers\": 2.5}", "workers: must be an integer between 1 and 256");
     expect_file_error("{\"workers\": -1}", "workers: must be an integer between 1 and 256");
     expect_file_error("{\"workers\": 1e300}", "workers: must be an integer between 1 and 256");
-    expect_file_error("{\"presence\": 1}", "presence: must be true or false");
+    expect_file_error("{\"insecure\": 1}", "insecure: must be true or false");
+    expect_file_error("{\"token_secret\": \"***\"}", "token_secret: \"***\" is the mask check-config prints");
+    expect_file_error("{\"namespaces\": {}}", "namespaces: must be a JSON array of objects");
+    expect_file_error("{\"namespaces\": [{\"anonymous\": true}]}", "namespaces: entry 0 has no \"pattern\"");
+    expect_file_error("{\"namespaces\": [{\"pattern\": \"a\"}, {\"pattern\": \"b.>.c\"}]}",
+                      "namespaces: entry 1: \"pattern\" must be a channel name or pattern");
+    expect_file_error("{\"namespaces\": [{\"pattern\": \"a\", \"histroy\": false}]}",
+                      "namespaces: entry 0: unknown option \"histroy\"");
+    expect_file_error("{\"namespaces\": [{\"pattern\": \"a\", \"history\": 0}]}",
+                      "namespaces: entry 0: \"history\" must be true or false");
     expect_file_error("{\"mode\": 3}", "mode: must be one of hybrid, websocket, centrifuge");
     expect_file_error("{\"listen\": 8080}", "listen: must be a string");
     expect_file_error("{\"heartbeat\": \"1d\"}", "heartbeat: must be a duration in seconds between 0.01 and 86400");
@@ -343,7 +346,8 @@ static void test_file_values(void **state)
 {
     char *path =
         write_file("{\"heartbeat\": \"500ms\", \"history_ttl\": 90.5, \"max_body_bytes\": \"2M\", \"token_secret\": \"s3\","
-                   " \"presence\": false, \"mode\": \"centrifuge\", \"allow-anonymous\": true, \"listen\": \"[::1]:9\","
+                   " \"insecure\": true, \"mode\": \"centrifuge\", \"listen\": \"[::1]:9\","
+                   " \"namespaces\": [{\"pattern\": \"public.>\", \"anonymous\": true, \"history\": false}],"
                    " \"broker\": \"redis\", \"redis_url\": \"redis://10.0.0.1:6380/2\", \"log_level\": \"debug\"}");
     rt_config_t c;
     rt_config_defaults(&c);
@@ -352,9 +356,12 @@ static void test_file_values(void **state)
     assert_true(c.history_ttl_s == 90.5);
     assert_int_equal(c.max_body_bytes, 2 * 1024 * 1024);
     assert_string_equal(c.token_secret, "s3");
-    assert_false(c.presence);
+    assert_true(c.insecure);
     assert_int_equal(c.mode, RT_MODE_CENTRIFUGE);
-    assert_true(c.allow_anonymous && c.allow_anonymous_set);
+    assert_int_equal(c.n_namespaces, 1);
+    assert_string_equal(c.namespaces[0].pattern, "public.>");
+    assert_true(c.namespaces[0].anonymous && !c.namespaces[0].history && c.namespaces[0].presence && c.namespaces[0].join_leave);
+    assert_false(c.namespaces[0].client_publish || c.namespaces[0].admin_only);
     assert_string_equal(c.broker, "redis");
     assert_string_equal(c.redis_url, "redis://10.0.0.1:6380/2");
     int saved = rt_log_level;
@@ -363,8 +370,6 @@ static void test_file_values(void **state)
     rt_log_level = saved;
     assert_string_equal(c.host, "::1");
     assert_int_equal(c.port, 9);
-    assert_true(c.loopback);
-    assert_true(c.allow_anonymous); /* explicit, despite the secret */
     /* an empty secret from a flag means none */
     assert_int_equal(LOAD(&c, errbuf, "--token-secret="), 0);
     assert_null(c.token_secret);
@@ -376,24 +381,23 @@ static void test_file_values(void **state)
 struct listen_case {
     const char *listen, *host;
     int port;
-    bool loopback;
 };
 
 static void test_listen(void **state)
 {
     static const struct listen_case cases[] = {
-        {"127.0.0.1:8080", "127.0.0.1", 8080, true},
-        {"127.1.2.3:1", "127.1.2.3", 1, true},
-        {"0.0.0.0:80", "0.0.0.0", 80, false},
-        {"10.0.0.1:65535", "10.0.0.1", 65535, false},
-        {"128.0.0.1:80", "128.0.0.1", 80, false},
-        {":9000", "0.0.0.0", 9000, false},
-        {"localhost:8081", "127.0.0.1", 8081, true},
-        {"LocalHost:0", "127.0.0.1", 0, true},
-        {"[::1]:8080", "::1", 8080, true},
-        {"[::]:8080", "::", 8080, false},
-        {"[::ffff:127.0.0.1]:80", "::ffff:127.0.0.1", 80, true},
-        {"[2001:db8::1]:443", "2001:db8::1", 443, false},
+        {"127.0.0.1:8080", "127.0.0.1", 8080},
+        {"127.1.2.3:1", "127.1.2.3", 1},
+        {"0.0.0.0:80", "0.0.0.0", 80},
+        {"10.0.0.1:65535", "10.0.0.1", 65535},
+        {"128.0.0.1:80", "128.0.0.1", 80},
+        {":9000", "0.0.0.0", 9000},
+        {"localhost:8081", "127.0.0.1", 8081},
+        {"LocalHost:0", "127.0.0.1", 0},
+        {"[::1]:8080", "::1", 8080},
+        {"[::]:8080", "::", 8080},
+        {"[::ffff:127.0.0.1]:80", "::ffff:127.0.0.1", 80},
+        {"[2001:db8::1]:443", "2001:db8::1", 443},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         rt_config_t c;
@@ -403,10 +407,6 @@ static void test_listen(void **state)
             fail_msg("%s: %s", cases[i].listen, errbuf);
         assert_string_equal(c.host, cases[i].host);
         assert_int_equal(c.port, cases[i].port);
-        if (c.loopback != cases[i].loopback)
-            fail_msg("%s: loopback %d", cases[i].listen, c.loopback);
-        /* anonymous by default exactly on loopback without a secret */
-        assert_int_equal(c.allow_anonymous, cases[i].loopback);
         rt_config_free(&c);
     }
     /* finish also validates a listen set directly */
@@ -423,11 +423,6 @@ static void test_finish_rules(void **state)
 {
     rt_config_t c;
     rt_config_defaults(&c);
-    assert_int_equal(LOAD(&c, errbuf, "--token-secret", "k"), 0);
-    assert_int_equal(rt_config_finish(&c, errbuf, sizeof(errbuf)), 0);
-    assert_false(c.allow_anonymous); /* loopback but a secret */
-    rt_config_free(&c);
-
     rt_config_defaults(&c);
     assert_int_equal(LOAD(&c, errbuf, "--max-body-bytes", "1000"), 0);
     assert_int_equal(rt_config_finish(&c, errbuf, sizeof(errbuf)), -1);
@@ -459,12 +454,13 @@ static void test_dump_masks_secrets(void **state)
     assert_string_equal(json_string_value(json_array_get(keys, 0)), "***");
     assert_string_equal(json_string_value(json_object_get(j, "listen")), "127.0.0.1:8080");
     assert_string_equal(json_string_value(json_object_get(j, "mode")), "websocket");
-    assert_int_equal(json_integer_value(json_object_get(j, "port")), 8080);
+    assert_null(json_object_get(j, "port")); /* derived values are not keys: the dump must load back */
     assert_int_equal(json_integer_value(json_object_get(j, "workers")), c.workers);
     assert_int_equal(json_integer_value(json_object_get(j, "max_event_bytes")), 65536);
     assert_true(json_real_value(json_object_get(j, "heartbeat")) == 25);
-    assert_true(json_is_true(json_object_get(j, "loopback")));
-    assert_true(json_is_false(json_object_get(j, "allow_anonymous")));
+    assert_null(json_object_get(j, "loopback"));
+    assert_null(json_object_get(j, "host"));
+    assert_true(json_is_false(json_object_get(j, "insecure")));
     assert_null(json_object_get(j, "config"));
     json_decref(j);
     free(text);
@@ -477,6 +473,33 @@ static void test_dump_masks_secrets(void **state)
     assert_int_equal(json_array_size(json_object_get(j, "api_keys")), 0);
     json_decref(j);
     free(text);
+    rt_config_free(&c);
+}
+
+/* check-config's output is a config: loaded back it gives the same dump (secrets aside, which it masks). */
+static void test_dump_loads_back(void **state)
+{
+    rt_config_t c;
+    rt_config_defaults(&c);
+    assert_int_equal(LOAD(&c, errbuf, "--listen", "127.0.0.1:9123", "--workers", "3", "--namespaces",
+                          "[{\"pattern\":\"public.>\",\"anonymous\":true},{\"pattern\":\"ops.*\",\"admin_only\":true}]",
+                          "--heartbeat", "1.5"),
+                     0);
+    assert_int_equal(rt_config_finish(&c, errbuf, sizeof(errbuf)), 0);
+    char *text = rt_config_dump(&c), *path = write_file(text);
+    rt_config_t back;
+    rt_config_defaults(&back);
+    if (LOAD(&back, errbuf, "--config", path) != 0 || rt_config_finish(&back, errbuf, sizeof(errbuf)) != 0)
+        fail_msg("the dump does not load back: %s\n%s", errbuf, text);
+    char *again = rt_config_dump(&back);
+    assert_string_equal(again, text);
+    assert_int_equal(back.n_namespaces, 2);
+    assert_true(back.namespaces[1].admin_only && !back.namespaces[1].anonymous);
+    free(again);
+    free(text);
+    unlink(path);
+    free(path);
+    rt_config_free(&back);
     rt_config_free(&c);
 }
 
@@ -497,7 +520,7 @@ static void test_usage(void **state)
     size_t entries = 0;
     for (const char *p = text; (p = strstr(p, "\n  --")) != NULL; p++)
         entries++;
-    assert_int_equal(entries + 1, 27); /* the first entry has no preceding newline */
+    assert_int_equal(entries + 1, 26); /* the first entry has no preceding newline */
     free(text);
 }
 
@@ -515,6 +538,7 @@ int main(void)
         cmocka_unit_test_setup(test_listen, clear_env),
         cmocka_unit_test_setup(test_finish_rules, clear_env),
         cmocka_unit_test_setup(test_dump_masks_secrets, clear_env),
+        cmocka_unit_test_setup(test_dump_loads_back, clear_env),
         cmocka_unit_test_setup(test_usage, clear_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -616,12 +616,14 @@ static void test_auto_id_duplicate_and_limit(void **state)
 
 static void test_all_needs_permission(void **state)
 {
-    config.loopback = false;
+    server.access.insecure = false;
     open_ws("");
     skip_welcome();
     client_text("{\"type\":\"subscribe\",\"id\":\"adm\",\"channels\":[\"all\"]}");
     expect_msg("error", "adm", "permission_denied");
-    config.loopback = true; /* open on a loopback listener without a token secret */
+    client_text("{\"type\":\"subscribe\",\"id\":\"inc\",\"channels\":[\"incidents\"]}");
+    expect_msg("error", "inc", "permission_denied"); /* no namespace is anonymous: every channel needs a grant */
+    server.access.insecure = true; /* development mode: open */
     client_text("{\"type\":\"subscribe\",\"id\":\"adm\",\"channels\":[\"all\"]}");
     expect_msg("subscribed", "adm", NULL);
     publish("e1", "whatever.x", NULL);
