@@ -234,7 +234,9 @@ static void test_json_form(void **state)
 
 static void test_access_and_tokens(void **state)
 {
-    rt_config_t cfg = {.token_secret = "s3cret"};
+    rt_token_verifier_t *tokens = NULL;
+    char why[128];
+    assert_int_equal(rt_token_verifier_new(&(rt_token_config_t){.secret = "s3cret"}, &tokens, why, sizeof(why)), 0);
     rt_namespace_t ns[] = {{.pattern = "public.>", .anonymous = true}};
     rt_access_t access = {.namespaces = ns, .n_namespaces = 1};
     rt_native_sub_t sub;
@@ -242,7 +244,7 @@ static void test_access_and_tokens(void **state)
     rt_token_claims_t got;
 
     /* No token: anonymous. Only the anonymous namespace is readable, `all` never. */
-    assert_int_equal(rt_native_check_token(&cfg, NULL, &got, &err), 0);
+    assert_int_equal(rt_native_check_token(tokens, NULL, &got, &err), 0);
     rt_grant_t anon = rt_native_grant(&got);
     assert_false(anon.admin);
     parse_query_ok("channels=public.status,public.*", &sub);
@@ -265,7 +267,7 @@ static void test_access_and_tokens(void **state)
     char *token = NULL, *subscribe[] = {"incidents.*", NULL};
     rt_token_claims_t claims = {.sub = "ops", .exp = (int64_t)time(NULL) + 3600, .subscribe = subscribe, .n_subscribe = 1};
     assert_int_equal(rt_token_sign("s3cret", &claims, &token), 0);
-    assert_int_equal(rt_native_check_token(&cfg, token, &got, &err), 0);
+    assert_int_equal(rt_native_check_token(tokens, token, &got, &err), 0);
     rt_grant_t g = rt_native_grant(&got);
     parse_query_ok("channels=incidents.INC-1,incidents.*", &sub);
     assert_int_equal(rt_native_sub_check_access(&sub, &access, &g, &err), 0);
@@ -282,7 +284,7 @@ static void test_access_and_tokens(void **state)
     /* An admin token reads everything. */
     claims = (rt_token_claims_t){.sub = "ops", .admin = true};
     assert_int_equal(rt_token_sign("s3cret", &claims, &token), 0);
-    assert_int_equal(rt_native_check_token(&cfg, token, &got, &err), 0);
+    assert_int_equal(rt_native_check_token(tokens, token, &got, &err), 0);
     g = rt_native_grant(&got);
     assert_true(g.admin);
     parse_query_ok("channels=all,>", &sub);
@@ -293,12 +295,12 @@ static void test_access_and_tokens(void **state)
 
     /* A token that does not verify is refused, not taken as anonymous. */
     assert_int_equal(rt_token_sign("other", &claims, &token), 0);
-    assert_int_equal(rt_native_check_token(&cfg, token, &got, &err), RT_EPERM);
+    assert_int_equal(rt_native_check_token(tokens, token, &got, &err), RT_EPERM);
     assert_string_equal(err.code, "unauthorized");
     assert_int_equal(rt_native_error_status(&err), 401);
     assert_false(got.admin);
-    cfg.token_secret = NULL; /* no key: no token can be verified */
-    assert_int_equal(rt_native_check_token(&cfg, token, &got, &err), RT_EPERM);
+    rt_token_verifier_free(tokens); /* no key: no token can be verified */
+    assert_int_equal(rt_native_check_token(NULL, token, &got, &err), RT_EPERM);
     assert_string_equal(err.code, "unauthorized");
     free(token);
 }
