@@ -16,7 +16,7 @@
  * publication offsets increase per channel (no channel's stream goes backwards: history is big enough that no
  * channel is evicted); a close frame is valid; once closed, no subscription or presence is left.
  */
-/* fuzz-sources: src/util/buf.c src/util/bytes.c src/util/clock.c src/util/error.c src/util/log.c src/util/map.c src/util/mem.c src/core/broadcaster.c src/core/channel.c src/core/event.c src/core/event_id.c src/core/filter_compile.c src/core/filter_eval.c src/core/history.c src/core/sub_index.c src/transport/ws_codec.c src/transport/utf8.c src/transport/ws_handshake.c src/protocol/centrifuge_sub.c src/protocol/centrifuge_push.c src/protocol/presence.c src/server/config.c src/server/token.c src/net/http.c /usr/share/llhttp/api.c /usr/share/llhttp/http.c /usr/share/llhttp/llhttp.c */
+/* fuzz-sources: src/util/buf.c src/util/bytes.c src/util/clock.c src/util/error.c src/util/log.c src/util/map.c src/util/mem.c src/core/broadcaster.c src/core/channel.c src/core/event.c src/core/event_id.c src/core/filter_compile.c src/core/filter_eval.c src/core/history.c src/core/sub_index.c src/transport/ws_codec.c src/transport/utf8.c src/transport/ws_handshake.c src/protocol/centrifuge_sub.c src/protocol/centrifuge_push.c src/protocol/presence.c src/server/config.c src/core/token.c src/core/token_keys.c src/net/http.c /usr/share/llhttp/api.c /usr/share/llhttp/http.c /usr/share/llhttp/llhttp.c */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,7 +123,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fake_setup(1000);
     n_seen = 0;
     if (cfg & 1)
-        config.token_secret = strdup("fuzz-secret");
+        CHECK(rt_token_verifier_new(&(rt_token_config_t){.secret = "fuzz-secret"}, &server.tokens, NULL, 0) == 0);
     config.allow_anonymous = cfg & 2;
     config.client_publish = cfg & 4;
     config.presence = !(cfg & 8);
@@ -162,5 +162,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rt_presence_totals(&clients, &users, &chans, &subs);
     CHECK(clients == 0 && users == 0 && chans == 0 && subs == 0);
     fake_teardown();
+    rt_token_verifier_free(server.tokens);
     return 0;
 }

@@ -14,7 +14,7 @@
  * object of a documented type, an error one with a documented code and a message; events arrive in strictly
  * increasing seq (so at most once); a close frame is valid; once closed, no subscription is left.
  */
-/* fuzz-sources: src/util/buf.c src/util/bytes.c src/util/clock.c src/util/error.c src/util/log.c src/util/map.c src/util/mem.c src/core/broadcaster.c src/core/channel.c src/core/event.c src/core/event_id.c src/core/filter_compile.c src/core/filter_eval.c src/core/history.c src/core/sub_index.c src/transport/ws_codec.c src/transport/utf8.c src/transport/ws_handshake.c src/protocol/native_sub.c src/server/config.c src/server/token.c src/net/http.c /usr/share/llhttp/api.c /usr/share/llhttp/http.c /usr/share/llhttp/llhttp.c */
+/* fuzz-sources: src/util/buf.c src/util/bytes.c src/util/clock.c src/util/error.c src/util/log.c src/util/map.c src/util/mem.c src/core/broadcaster.c src/core/channel.c src/core/event.c src/core/event_id.c src/core/filter_compile.c src/core/filter_eval.c src/core/history.c src/core/sub_index.c src/transport/ws_codec.c src/transport/utf8.c src/transport/ws_handshake.c src/protocol/native_sub.c src/server/config.c src/core/token.c src/core/token_keys.c src/net/http.c /usr/share/llhttp/api.c /usr/share/llhttp/http.c /usr/share/llhttp/llhttp.c */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,7 +103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fake_setup(8);
     config.loopback = cfg & 1;
     if (cfg & 2)
-        config.token_secret = strdup("fuzz-secret");
+        CHECK(rt_token_verifier_new(&(rt_token_config_t){.secret = "fuzz-secret"}, &server.tokens, NULL, 0) == 0);
     if (cfg & 4)
         config.client_queue_bytes = 700;
     CHECK(fake_publish("e1", "incident.created", "incidents", "{\"severity\":\"SEV-1\"}", NULL) == 0);
@@ -140,5 +140,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(bs.clients == 0 && bs.subscriptions == 0);
     CHECK(atomic_load(&server.stats.subscriptions) == 0);
     fake_teardown();
+    rt_token_verifier_free(server.tokens);
     return 0;
 }
