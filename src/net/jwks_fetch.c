@@ -224,6 +224,7 @@ static void *run(void *arg)
 {
     rt_jwks_fetch_t *f = arg;
     bool have_keys = false;
+    double wait_s;
     do {
         rt_buf_t body = {0};
         char err[256], why[256];
@@ -231,6 +232,7 @@ static void *run(void *arg)
         if (r == 0 && rt_token_verifier_set_jwks(f->tokens, body.base != NULL ? body.base : "", body.len, why, sizeof(why)) != 0)
             r = -1, snprintf(err, sizeof(err), "%s", why);
         rt_buf_free(&body);
+        wait_s = r == 0 || have_keys || f->refresh_s < RT_JWKS_RETRY_S ? f->refresh_s : RT_JWKS_RETRY_S;
         if (r == 0 && !have_keys)
             RT_LOG_INFO("%s: keys loaded; refreshed every %.0f s", f->url, f->refresh_s);
         else if (r == 0)
@@ -238,9 +240,9 @@ static void *run(void *arg)
         else if (have_keys)
             RT_LOG_WARN("%s: %s; keeping the keys of the last fetch", f->url, err);
         else
-            RT_LOG_WARN("%s: %s; no keys from it yet, retrying", f->url, err);
+            RT_LOG_WARN("%s: %s; no keys from it yet, retrying in %.0f s", f->url, err, wait_s);
         have_keys = have_keys || r == 0;
-    } while (!wait_or_stop(f, have_keys || f->refresh_s < RT_JWKS_RETRY_S ? f->refresh_s : RT_JWKS_RETRY_S));
+    } while (!wait_or_stop(f, wait_s));
     return NULL;
 }
 
