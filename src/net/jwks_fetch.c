@@ -130,9 +130,10 @@ static int on_complete(llhttp_t *p)
 static int exchange(rt_jwks_fetch_t *f, SSL *ssl, rt_buf_t *body, char *err, size_t errlen)
 {
     char req[1024], buf[16384];
-    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s%s%s\r\nAccept: application/json\r\nUser-Agent: realtime\r\n"
-                     "Connection: close\r\n\r\n", f->path, f->host, strcmp(f->port, "443") != 0 ? ":" : "",
-                     strcmp(f->port, "443") != 0 ? f->port : "");
+    bool v6 = strchr(f->host, ':') != NULL, default_port = strcmp(f->port, "443") == 0;
+    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s%s%s%s%s\r\nAccept: application/json\r\nUser-Agent: realtime\r\n"
+                     "Connection: close\r\n\r\n", f->path, v6 ? "[" : "", f->host, v6 ? "]" : "", default_port ? "" : ":",
+                     default_port ? "" : f->port);
     if (n <= 0 || (size_t)n >= sizeof(req))
         return fail(err, errlen, "URL too long");
     if (SSL_write(ssl, req, n) != n)
