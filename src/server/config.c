@@ -384,8 +384,8 @@ static int set_value(rt_config_t *cfg, const cfg_key_t *k, const char *text, jso
             goto Invalid;
         } else if (k->type == K_NAMESPACES) {
             return set_namespaces(cfg, jv, msg, n);
-        } else if (k->type == K_SECRET && json_is_null(jv)) {
-            set_string((char **)field, NULL);
+        } else if ((k->type == K_SECRET || k->type == K_STRING) && json_is_null(jv)) {
+            set_string((char **)field, NULL); /* unset, as check-config prints it */
             return 0;
         } else if (((k->type == K_UINT || k->type == K_COUNT || k->type == K_BYTES) && json_is_integer(jv)) ||
                    (k->type == K_SECONDS && json_is_number(jv))) {
