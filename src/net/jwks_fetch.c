@@ -31,9 +31,10 @@ struct st_rt_jwks_fetch_t {
     rt_token_verifier_t *tokens;
     SSL_CTX *ssl_ctx;
     pthread_t thread;
-    pthread_mutex_t lock; /* guards stop and fd */
-    pthread_cond_t wake;
+    pthread_mutex_t lock; /* guards stop, first_done and fd */
+    pthread_cond_t wake;  /* stop, or the first fetch done */
     bool stop;
+    bool first_done;
     int fd; /* the connection of a fetch in progress, or -1: stop shuts it down to end a blocked read */
 };
 
@@ -131,9 +132,10 @@ static int exchange(rt_jwks_fetch_t *f, SSL *ssl, rt_buf_t *body, char *err, siz
 {
     char req[1024], buf[16384];
     bool v6 = strchr(f->host, ':') != NULL, default_port = strcmp(f->port, "443") == 0;
-    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s%s%s%s%s\r\nAccept: application/json\r\nUser-Agent: realtime\r\n"
-                     "Connection: close\r\n\r\n", f->path, v6 ? "[" : "", f->host, v6 ? "]" : "", default_port ? "" : ":",
-                     default_port ? "" : f->port);
+    int n = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.1\r\nHost: %s%s%s%s%s\r\nAccept: application/json\r\nUser-Agent: realtime\r\n"
+                     "Connection: close\r\n\r\n",
+                     f->path, v6 ? "[" : "", f->host, v6 ? "]" : "", default_port ? "" : ":", default_port ? "" : f->port);
     if (n <= 0 || (size_t)n >= sizeof(req))
         return fail(err, errlen, "URL too long");
     if (SSL_write(ssl, req, n) != n)
@@ -192,7 +194,9 @@ static int fetch(rt_jwks_fetch_t *f, rt_buf_t *body, char *err, size_t errlen)
         long v = SSL_get_verify_result(ssl);
         unsigned long e = ERR_peek_last_error();
         fail(err, errlen, "TLS handshake with %s:%s failed: %s", f->host, f->port,
-             v != X509_V_OK ? X509_verify_cert_error_string(v) : e != 0 ? ERR_reason_error_string(e) : "connection closed");
+             v != X509_V_OK ? X509_verify_cert_error_string(v)
+             : e != 0       ? ERR_reason_error_string(e)
+                            : "connection closed");
     } else {
         ret = exchange(f, ssl, body, err, errlen);
         SSL_shutdown(ssl);
@@ -204,8 +208,8 @@ static int fetch(rt_jwks_fetch_t *f, rt_buf_t *body, char *err, size_t errlen)
     return ret;
 }
 
-/* Sleeps up to s seconds; true when told to stop. */
-static bool wait_or_stop(rt_jwks_fetch_t *f, double s)
+/* Waits on f->wake, with f->lock held, until *flag or s seconds have passed. */
+static void wait_until(rt_jwks_fetch_t *f, const bool *flag, double s)
 {
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
@@ -213,9 +217,17 @@ static bool wait_or_stop(rt_jwks_fetch_t *f, double s)
     until.tv_nsec += (long)((s - (double)(time_t)s) * 1e9);
     if (until.tv_nsec >= 1000000000L)
         until.tv_sec++, until.tv_nsec -= 1000000000L;
-    pthread_mutex_lock(&f->lock);
-    while (!f->stop && pthread_cond_timedwait(&f->wake, &f->lock, &until) != ETIMEDOUT)
+    while (!*flag && pthread_cond_timedwait(&f->wake, &f->lock, &until) != ETIMEDOUT)
         ;
+}
+
+/* Marks the first fetch done, then sleeps up to s seconds; true when told to stop. */
+static bool wait_or_stop(rt_jwks_fetch_t *f, double s)
+{
+    pthread_mutex_lock(&f->lock);
+    f->first_done = true;
+    pthread_cond_broadcast(&f->wake);
+    wait_until(f, &f->stop, s);
     bool stop = f->stop;
     pthread_mutex_unlock(&f->lock);
     return stop;
@@ -288,6 +300,10 @@ rt_jwks_fetch_t *rt_jwks_fetch_start(const char *url, double refresh_s, rt_token
         free_fetch(f);
         return NULL;
     }
+    /* Clients connecting in the first moments should find the keys: give the first fetch a moment to finish. */
+    pthread_mutex_lock(&f->lock);
+    wait_until(f, &f->first_done, RT_JWKS_TIMEOUT_S);
+    pthread_mutex_unlock(&f->lock);
     return f;
 }
 
@@ -299,7 +315,7 @@ void rt_jwks_fetch_stop(rt_jwks_fetch_t *f)
     f->stop = true;
     if (f->fd >= 0)
         shutdown(f->fd, SHUT_RDWR);
-    pthread_cond_signal(&f->wake);
+    pthread_cond_broadcast(&f->wake);
     pthread_mutex_unlock(&f->lock);
     pthread_join(f->thread, NULL);
     free_fetch(f);

@@ -19,7 +19,8 @@
 typedef struct st_rt_jwks_fetch_t rt_jwks_fetch_t;
 
 /**
- * Starts fetching `url` (https://host[:port][/path]) into `tokens`, which must outlive rt_jwks_fetch_stop.
+ * Starts fetching `url` (https://host[:port][/path]) into `tokens`, which must outlive rt_jwks_fetch_stop, and
+ * waits for the first fetch to end (up to RT_JWKS_TIMEOUT_S seconds; it goes on in the background after that).
  * Returns the fetcher, or NULL with a message for a URL it cannot use or a thread it cannot start.
  */
 rt_jwks_fetch_t *rt_jwks_fetch_start(const char *url, double refresh_s, rt_token_verifier_t *tokens, char *err, size_t errlen);
