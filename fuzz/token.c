@@ -13,7 +13,13 @@
 
 #define CHECK(c) ((c) ? (void)0 : abort())
 
-static const char jwks[] = "{\"keys\":[{\"kty\":\"RSA\",\"n\":\"0pFXCok4ZMyEIhuEqxa2AbefJYaIbkiIYbD6eTZa8mxLyXRNCFTJYiskyiMNLUY4fs4jy9bS_gcEkpJQ07nUYchCrHR5MPQGU_xkA24oDr2YmOPQoETTwpJCcV2bxpwYVpLAVTUBek4rUNfFURsSUNdcjAikbJkDvtHfQtYzFvEoXl_wLWC5YX4VrhIbXkqj7ROkL13KFxKb92saMMFFE7HYHt-ZslKLA4hotmt9kfY0toNDcpe9kv3yL6QPEWGaX7tvWgp-HesYbMVMuN0Uni5r0pNLQ8vqH8Axtm5kzS5Ghh4QoqxuOFWb4tVcBhYkjaUhpMqTHNolK2msKiuLmQ\",\"e\":\"AQAB\",\"kid\":\"r\"},{\"kty\":\"EC\",\"x\":\"iZQzxPr4tvYehIYjNyDGwvbOOkSVpVP0Y9nX9XhmGXM\",\"y\":\"PgQph67l04glaDiXvyZf6W7ikLxYpgdwyQD9_ucOPmg\",\"crv\":\"P-256\",\"kid\":\"e\",\"alg\":\"ES256\"}]}";
+static const char jwks[] =
+    "{\"keys\":[{\"kty\":\"RSA\",\"n\":\"0pFXCok4ZMyEIhuEqxa2AbefJYaIbkiIYbD6eTZa8mxLyXRNCFTJYiskyiMNLUY4fs4jy9bS_"
+    "gcEkpJQ07nUYchCrHR5MPQGU_xkA24oDr2YmOPQoETTwpJCcV2bxpwYVpLAVTUBek4rUNfFURsSUNdcjAikbJkDvtHfQtYzFvEoXl_"
+    "wLWC5YX4VrhIbXkqj7ROkL13KFxKb92saMMFFE7HYHt-ZslKLA4hotmt9kfY0toNDcpe9kv3yL6QPEWGaX7tvWgp-"
+    "HesYbMVMuN0Uni5r0pNLQ8vqH8Axtm5kzS5Ghh4QoqxuOFWb4tVcBhYkjaUhpMqTHNolK2msKiuLmQ\",\"e\":\"AQAB\",\"kid\":\"r\"},{\"kty\":"
+    "\"EC\",\"x\":\"iZQzxPr4tvYehIYjNyDGwvbOOkSVpVP0Y9nX9XhmGXM\",\"y\":\"PgQph67l04glaDiXvyZf6W7ikLxYpgdwyQD9_ucOPmg\",\"crv\":"
+    "\"P-256\",\"kid\":\"e\",\"alg\":\"ES256\"}]}";
 
 static rt_token_verifier_t *by_secret, *by_jwks;
 
@@ -33,7 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char err[256];
     if (by_secret == NULL) {
-        CHECK(rt_token_verifier_new(&(rt_token_config_t){.secret = "fuzz-secret", .leeway_s = 5}, &by_secret, err, sizeof(err)) == 0);
+        CHECK(rt_token_verifier_new(&(rt_token_config_t){.secret = "fuzz-secret", .leeway_s = 5}, &by_secret, err, sizeof(err)) ==
+              0);
         CHECK(rt_token_verifier_new(&(rt_token_config_t){.audience = "rt", .issuer = "idp"}, &by_jwks, err, sizeof(err)) == 0);
         CHECK(rt_token_verifier_set_jwks(by_jwks, jwks, strlen(jwks), err, sizeof(err)) == 0);
     }
@@ -49,7 +56,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rt_token_verifier_t *scratch;
     CHECK(rt_token_verifier_new(&(rt_token_config_t){0}, &scratch, err, sizeof(err)) == 0);
     int r = rt_token_verifier_set_jwks(scratch, (const char *)data + 1, size - 1, err, sizeof(err));
-    CHECK(r == 0 ? rt_token_verifier_has_keys(scratch) : (r == RT_EINVAL && err[0] != '\0' && !rt_token_verifier_has_keys(scratch)));
+    CHECK(r == 0 ? rt_token_verifier_has_keys(scratch)
+                 : (r == RT_EINVAL && err[0] != '\0' && !rt_token_verifier_has_keys(scratch)));
     verify(scratch, text, now);
     rt_token_verifier_free(scratch);
     free(text);

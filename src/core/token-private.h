@@ -18,11 +18,11 @@ typedef enum { RT_TOKEN_KEY_HMAC, RT_TOKEN_KEY_RSA, RT_TOKEN_KEY_EC } rt_token_k
 
 /** One JWS algorithm (RFC 7518 section 3). */
 typedef struct st_rt_token_alg_t {
-    const char *name;         /**< "RS256" */
-    rt_token_key_kind_t kind; /**< the kind of key it needs */
+    const char *name;          /**< "RS256" */
+    rt_token_key_kind_t kind;  /**< the kind of key it needs */
     const EVP_MD *(*md)(void); /**< the digest: EVP_sha256 */
-    int pss;                  /**< RSASSA-PSS (PS*) rather than PKCS #1 v1.5 (RS*) */
-    int ec_bits;              /**< ES*: the curve size; r and s are ec_bits / 8 bytes each in the signature */
+    int pss;                   /**< RSASSA-PSS (PS*) rather than PKCS #1 v1.5 (RS*) */
+    int ec_bits;               /**< ES*: the curve size; r and s are ec_bits / 8 bytes each in the signature */
 } rt_token_alg_t;
 
 /** A public key from the PEM file (kid and alg NULL) or a JWKS document. */

@@ -246,7 +246,8 @@ static int read_claims(json_t *claims, rt_token_claims_t *out, char *err, size_t
         (ret = optional_string(claims, "channel", &out->channel, err, errlen)) != 0 ||
         (ret = numeric_date(claims, "exp", &out->exp, err, errlen)) != 0 ||
         (ret = numeric_date(claims, "iat", &out->iat, err, errlen)) != 0 ||
-        (ret = numeric_date(claims, "nbf", &out->nbf, err, errlen)) != 0 || (ret = read_channel_list(claims, "channels", &out->channels, &out->n_channels, err, errlen)) != 0 ||
+        (ret = numeric_date(claims, "nbf", &out->nbf, err, errlen)) != 0 ||
+        (ret = read_channel_list(claims, "channels", &out->channels, &out->n_channels, err, errlen)) != 0 ||
         (ret = read_channel_list(claims, "subscribe", &out->subscribe, &out->n_subscribe, err, errlen)) != 0)
         return ret;
     if (out->sub == NULL)
@@ -285,14 +286,13 @@ static int check_audience_issuer(const rt_token_verifier_t *v, json_t *payload, 
     return 0;
 }
 
-int rt_token_verify(rt_token_verifier_t *v, const char *token, int64_t now_s, rt_token_claims_t *claims, char *err,
-                    size_t errlen)
+int rt_token_verify(rt_token_verifier_t *v, const char *token, int64_t now_s, rt_token_claims_t *claims, char *err, size_t errlen)
 {
     memset(claims, 0, sizeof(*claims));
     if (errlen != 0)
         err[0] = '\0';
     if (!rt_token_verifier_has_keys(v))
-        return fail(err, errlen, RT_EINVAL, "no token secret or key configured");
+        return fail(err, errlen, RT_EINVAL, "no token secret or key configured or fetched");
     if (token == NULL || token[0] == '\0')
         return fail(err, errlen, RT_EINVAL, "empty token");
     size_t len = strnlen(token, RT_TOKEN_MAX_LEN + 1);
@@ -456,7 +456,10 @@ static const rt_token_alg_t *signing_alg(const rt_token_signing_t *how, const rt
     const rt_token_alg_t *alg = how->alg != NULL ? rt__token_alg(how->alg) : NULL;
     const char *why;
     if (how->alg == NULL)
-        alg = rt__token_alg(key->pkey == NULL ? "HS256" : key->kind == RT_TOKEN_KEY_RSA ? "RS256" : key->ec_bits == 384 ? "ES384" : "ES256");
+        alg = rt__token_alg(key->pkey == NULL               ? "HS256"
+                            : key->kind == RT_TOKEN_KEY_RSA ? "RS256"
+                            : key->ec_bits == 384           ? "ES384"
+                                                            : "ES256");
     if (alg == NULL || alg->pss) /* libjwt 1.10 has no PS* */
         fail(err, errlen, RT_EINVAL, "cannot sign with algorithm \"%.16s\"", how->alg);
     else if (alg->kind == RT_TOKEN_KEY_HMAC && (how->secret == NULL || how->secret[0] == '\0'))
@@ -470,8 +473,7 @@ static const rt_token_alg_t *signing_alg(const rt_token_signing_t *how, const rt
     return NULL;
 }
 
-int rt_token_sign_with(const rt_token_signing_t *how, const rt_token_claims_t *claims, char **token, char *err,
-                       size_t errlen)
+int rt_token_sign_with(const rt_token_signing_t *how, const rt_token_claims_t *claims, char **token, char *err, size_t errlen)
 {
     rt_token_key_t key = {0};
     *token = NULL;

@@ -71,8 +71,7 @@ void rt_token_verifier_free(rt_token_verifier_t *v);
  * refused algorithm, unknown kid, bad signature, wrong aud or iss, not valid yet, a claim of the wrong type),
  * with a short reason in err. Any thread, concurrently with rt_token_verifier_set_jwks.
  */
-int rt_token_verify(rt_token_verifier_t *v, const char *token, int64_t now_s, rt_token_claims_t *claims, char *err,
-                    size_t errlen);
+int rt_token_verify(rt_token_verifier_t *v, const char *token, int64_t now_s, rt_token_claims_t *claims, char *err, size_t errlen);
 
 /** How rt_token_sign_with signs; members may be NULL. */
 typedef struct st_rt_token_signing_t {
@@ -91,8 +90,7 @@ typedef struct st_rt_token_signing_t {
  * from how. On success *token is a new string (free()) and 0 is returned; RT_EINVAL with a message for a missing
  * or unusable secret or key, an algorithm that does not fit it, or invalid info JSON.
  */
-int rt_token_sign_with(const rt_token_signing_t *how, const rt_token_claims_t *claims, char **token, char *err,
-                       size_t errlen);
+int rt_token_sign_with(const rt_token_signing_t *how, const rt_token_claims_t *claims, char **token, char *err, size_t errlen);
 
 /** rt_token_sign_with HS256 and `secret`, nothing else. */
 int rt_token_sign(const char *secret, const rt_token_claims_t *claims, char **token);

@@ -250,7 +250,8 @@ int rt_native_check_token(rt_token_verifier_t *tokens, const char *token, rt_tok
     if (token == NULL)
         return 0;
     if (!rt_token_verifier_has_keys(tokens))
-        return fail(err, RT_EPERM, "unauthorized", "token: no token secret or key is configured, so no token can be verified");
+        return fail(err, RT_EPERM, "unauthorized",
+                    "token: no token secret or key is configured (or the JWK set is not fetched yet), so no token can be verified");
     char why[128] = "invalid token";
     int r = rt_token_verify(tokens, token, (int64_t)time(NULL), claims, why, sizeof(why));
     if (r != 0) {

@@ -221,13 +221,20 @@ static void test_hmac_algorithms(void **state)
 static void test_malformed(void **state)
 {
     static const char *const bad[] = {
-        "", "abc", "a.b", "a.b.c.d", "!!!.e30.sig", "e30.e30.", "..", "eyJhbGciOiJIUzI1NiJ9.bm90IGpzb24.x",
-        "W10.e30.c2ln",                        /* header [] */
-        "eyJhbGciOjF9.e30.c2ln",               /* alg 1 */
-        "e30.e30.c2ln",                        /* no alg */
-        "eyJhbGciOiJIUzI1NiJ9.e30.c2!n",       /* bad base64 signature */
-        "eyJhbGciOiJIUzI1NiJ9.e30.c",          /* a base64 length that cannot be */
-        "eyJhbGciOiJIUzI1NiIsImtpZCI6MX0.e30.c2ln", /* kid 1 */
+        "",
+        "abc",
+        "a.b",
+        "a.b.c.d",
+        "!!!.e30.sig",
+        "e30.e30.",
+        "..",
+        "eyJhbGciOiJIUzI1NiJ9.bm90IGpzb24.x",
+        "W10.e30.c2ln",                                    /* header [] */
+        "eyJhbGciOjF9.e30.c2ln",                           /* alg 1 */
+        "e30.e30.c2ln",                                    /* no alg */
+        "eyJhbGciOiJIUzI1NiJ9.e30.c2!n",                   /* bad base64 signature */
+        "eyJhbGciOiJIUzI1NiJ9.e30.c",                      /* a base64 length that cannot be */
+        "eyJhbGciOiJIUzI1NiIsImtpZCI6MX0.e30.c2ln",        /* kid 1 */
         "eyJhbGciOiJIUzI1NiIsImNyaXQiOlsiYiJdfQ.e30.c2ln", /* crit */
     };
     rt_token_claims_t out;
@@ -254,7 +261,7 @@ static void test_malformed(void **state)
     assert_false(rt_token_verifier_has_keys(NULL));
     assert_int_equal(rt_token_verify(NULL, token, NOW, &out, err, sizeof(err)), RT_EINVAL);
     assert_int_equal(rt_token_verify(none, token, NOW, &out, err, sizeof(err)), RT_EINVAL);
-    assert_string_equal(err, "no token secret or key configured");
+    assert_string_equal(err, "no token secret or key configured or fetched");
     rt_token_claims_free(&out);
     rt_token_verifier_free(none);
     free(token);
@@ -492,7 +499,7 @@ static void test_every_public_alg(void **state)
     }
     char *t = sign_alg("ES256", NULL, ec256_key, "{\"sub\":\"bob\"}");
     expect(ec, t, 0, NULL);
-    expect(pem, t, RT_EINVAL, "no key configured for token algorithm ES256"); /* an RSA key only */
+    expect(pem, t, RT_EINVAL, "no key configured for token algorithm ES256");  /* an RSA key only */
     expect(jwks, t, RT_EINVAL, "no key configured for token algorithm ES256"); /* P-384 is not ES256's curve */
     free(t);
     t = sign_alg("ES384", "e384", ec384_key, "{\"sub\":\"bob\"}");
@@ -664,10 +671,13 @@ static void test_jwks_swap(void **state)
         {"{\"keys\":[]}", "no RSA or EC key in the set"},
         {"{\"keys\":[{\"kty\":\"oct\",\"k\":\"c2VjcmV0\"}]}", "no RSA or EC key in the set"},
         {"{\"keys\":[{\"n\":\"AQAB\"}]}", "key 0: no \"kty\""},
-        {"{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"k\",\"n\":\"AQAB\",\"e\":\"AQAB\"}]}", "key 0 (kid \"k\"): RSA key of 17 bits (at least 2048 needed)"},
+        {"{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"k\",\"n\":\"AQAB\",\"e\":\"AQAB\"}]}",
+         "key 0 (kid \"k\"): RSA key of 17 bits (at least 2048 needed)"},
         {"{\"keys\":[{\"kty\":\"RSA\",\"n\":\"!!\",\"e\":\"AQAB\"}]}", "key 0: bad \"n\" or \"e\""},
-        {"{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AAAA\",\"y\":\"AAAA\"}]}", "key 0: bad \"crv\" (P-256, P-384), \"x\" or \"y\""},
-        {"{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-521\",\"x\":\"AAAA\",\"y\":\"AAAA\"}]}", "key 0: bad \"crv\" (P-256, P-384), \"x\" or \"y\""},
+        {"{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AAAA\",\"y\":\"AAAA\"}]}",
+         "key 0: bad \"crv\" (P-256, P-384), \"x\" or \"y\""},
+        {"{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-521\",\"x\":\"AAAA\",\"y\":\"AAAA\"}]}",
+         "key 0: bad \"crv\" (P-256, P-384), \"x\" or \"y\""},
         {"{\"keys\":[{\"kty\":\"RSA\",\"kid\":7}]}", "key 0: \"kid\", \"alg\" and \"use\" must be strings"},
     };
     for (size_t i = 0; i < RT_ARRAY_SIZE(bad); i++) {
@@ -772,7 +782,8 @@ static void test_sign_with_keys(void **state)
     in.subscribe = sub;
     in.n_subscribe = 2;
     rt_token_verifier_t *v = new_verifier(&(rt_token_config_t){.public_key_file = rsa_pub_file, .audience = "rt", .issuer = "me"});
-    assert_int_equal(rt_token_sign_with(&(rt_token_signing_t){.key_pem = rsa, .aud = "rt", .iss = "me"}, &in, &token, err, sizeof(err)), 0);
+    assert_int_equal(
+        rt_token_sign_with(&(rt_token_signing_t){.key_pem = rsa, .aud = "rt", .iss = "me"}, &in, &token, err, sizeof(err)), 0);
     assert_non_null(strstr(token, "eyJhbGciOiJSUzI1NiIs")); /* {"alg":"RS256", */
     assert_int_equal(rt_token_verify(v, token, NOW, &out, err, sizeof(err)), 0);
     assert_int_equal(out.n_subscribe, 2);
@@ -822,14 +833,22 @@ static void test_sign_with_keys(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),       cmocka_unit_test(test_minimal_claims),
-        cmocka_unit_test(test_expiry),           cmocka_unit_test(test_bad_signature),
-        cmocka_unit_test(test_hmac_algorithms),  cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_claim_types),      cmocka_unit_test(test_sign_errors),
-        cmocka_unit_test(test_every_public_alg), cmocka_unit_test(test_key_confusion),
-        cmocka_unit_test(test_kid),              cmocka_unit_test(test_audience_issuer),
-        cmocka_unit_test(test_leeway),           cmocka_unit_test(test_jwks_swap),
-        cmocka_unit_test(test_jwks_swap_concurrent), cmocka_unit_test(test_config_files),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_minimal_claims),
+        cmocka_unit_test(test_expiry),
+        cmocka_unit_test(test_bad_signature),
+        cmocka_unit_test(test_hmac_algorithms),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_claim_types),
+        cmocka_unit_test(test_sign_errors),
+        cmocka_unit_test(test_every_public_alg),
+        cmocka_unit_test(test_key_confusion),
+        cmocka_unit_test(test_kid),
+        cmocka_unit_test(test_audience_issuer),
+        cmocka_unit_test(test_leeway),
+        cmocka_unit_test(test_jwks_swap),
+        cmocka_unit_test(test_jwks_swap_concurrent),
+        cmocka_unit_test(test_config_files),
         cmocka_unit_test(test_sign_with_keys),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
