@@ -325,7 +325,7 @@ int rt_token_verify(rt_token_verifier_t *v, const char *token, int64_t now_s, rt
     json_decref(payload);
     if (ret != 0)
         return ret;
-    if (claims->exp != 0 && claims->exp + v->leeway_s <= now_s)
+    if (claims->exp != 0 && claims->exp <= now_s - v->leeway_s) /* exp may be any int64: no sum with it */
         return fail(err, errlen, RT_ERANGE, "token expired");
     if (claims->nbf != 0 && claims->nbf > now_s + v->leeway_s)
         return fail(err, errlen, RT_EINVAL, "token not valid yet");
