@@ -6,8 +6,9 @@
  * broadcaster, as the server's does.
  *
  * Input: one configuration byte, then frames separated by NUL bytes (no JSON text holds a raw NUL), each sent as
- * one masked text frame in pieces. Configuration bits: 0 a token secret ("fuzz-secret"), 1 anonymous connect
- * allowed, 2 client publish allowed, 3 presence off, 4 a small client queue, 5-7 the piece size (0: whole).
+ * one masked text frame in pieces. Configuration bits: 0 a token secret ("fuzz-secret"), 1 insecure mode
+ * (otherwise "news" is anonymous, the rest needs a grant), 2 client publish allowed and 3 presence and
+ * join/leave off (by namespace, for every channel), 4 a small client queue, 5-7 the piece size (0: whole).
  * History holds events on "news" and "chat" beforehand; after each of the first 16 frames an event is published
  * and dispatched and the clock moves a second; at the end the ping is due and then the pong overdue.
  *
@@ -16,7 +17,7 @@
  * publication offsets increase per channel (no channel's stream goes backwards: history is big enough that no
  * channel is evicted); a close frame is valid; once closed, no subscription or presence is left.
  */
-/* fuzz-sources: src/util/buf.c src/util/bytes.c src/util/clock.c src/util/error.c src/util/log.c src/util/map.c src/util/mem.c src/core/broadcaster.c src/core/channel.c src/core/event.c src/core/event_id.c src/core/filter_compile.c src/core/filter_eval.c src/core/history.c src/core/sub_index.c src/transport/ws_codec.c src/transport/utf8.c src/transport/ws_handshake.c src/protocol/centrifuge_sub.c src/protocol/centrifuge_push.c src/protocol/presence.c src/server/config.c src/core/token.c src/core/token_keys.c src/net/http.c /usr/share/llhttp/api.c /usr/share/llhttp/http.c /usr/share/llhttp/llhttp.c */
+/* fuzz-sources: src/util/buf.c src/util/bytes.c src/util/clock.c src/util/error.c src/util/log.c src/util/map.c src/util/mem.c src/core/broadcaster.c src/core/access.c src/core/namespace.c src/core/channel.c src/core/event.c src/core/event_id.c src/core/filter_compile.c src/core/filter_eval.c src/core/history.c src/core/sub_index.c src/transport/ws_codec.c src/transport/utf8.c src/transport/ws_handshake.c src/protocol/centrifuge_sub.c src/protocol/centrifuge_push.c src/protocol/presence.c src/server/config.c src/core/token.c src/core/token_keys.c src/net/http.c /usr/share/llhttp/api.c /usr/share/llhttp/http.c /usr/share/llhttp/llhttp.c */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,9 +125,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     n_seen = 0;
     if (cfg & 1)
         CHECK(rt_token_verifier_new(&(rt_token_config_t){.secret = "fuzz-secret"}, &server.tokens, NULL, 0) == 0);
-    config.allow_anonymous = cfg & 2;
-    config.client_publish = cfg & 4;
-    config.presence = !(cfg & 8);
+    static rt_namespace_t ns[2];
+    ns[0] = (rt_namespace_t){.pattern = "news", .anonymous = true, .history = true};
+    ns[1] = (rt_namespace_t){.pattern = ">", .history = true, .client_publish = cfg & 4, .presence = !(cfg & 8),
+                             .join_leave = !(cfg & 8)};
+    ns[0].client_publish = ns[1].client_publish, ns[0].presence = ns[1].presence, ns[0].join_leave = ns[1].join_leave;
+    server.access = (rt_access_t){.namespaces = ns, .n_namespaces = 2, .insecure = cfg & 2};
     if (cfg & 16)
         config.client_queue_bytes = 700;
     for (int i = 0; i < 5; i++)

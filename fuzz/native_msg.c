@@ -4,8 +4,8 @@
  * fake connection of tests/harness/fake_conn.h. Broadcaster, history, subscription parsing and filters are real.
  *
  * Input: one configuration byte, then lines. The first line is the query of GET /ws (usually empty); each
- * further line is one text message, sent as a masked frame and fed in pieces. Configuration bits: 0 a loopback
- * listener (`all` open), 1 a token secret ("fuzz-secret"), 2 a small client queue (slow consumer, replays cut
+ * further line is one text message, sent as a masked frame and fed in pieces. Configuration bits: 0 insecure mode
+ * (everything open; otherwise only incidents.> is anonymous), 1 a token secret ("fuzz-secret"), 2 a small client queue (slow consumer, replays cut
  * to a reset), 3-7 the piece size (0: whole frames).
  * History holds e1..e4 beforehand (8 events kept, so later publishes evict them); after the messages, events on
  * several channels are published and dispatched, and the heartbeat ticks.
@@ -14,7 +14,7 @@
  * object of a documented type, an error one with a documented code and a message; events arrive in strictly
  * increasing seq (so at most once); a close frame is valid; once closed, no subscription is left.
  */
-/* fuzz-sources: src/util/buf.c src/util/bytes.c src/util/clock.c src/util/error.c src/util/log.c src/util/map.c src/util/mem.c src/core/broadcaster.c src/core/channel.c src/core/event.c src/core/event_id.c src/core/filter_compile.c src/core/filter_eval.c src/core/history.c src/core/sub_index.c src/transport/ws_codec.c src/transport/utf8.c src/transport/ws_handshake.c src/protocol/native_sub.c src/server/config.c src/core/token.c src/core/token_keys.c src/net/http.c /usr/share/llhttp/api.c /usr/share/llhttp/http.c /usr/share/llhttp/llhttp.c */
+/* fuzz-sources: src/util/buf.c src/util/bytes.c src/util/clock.c src/util/error.c src/util/log.c src/util/map.c src/util/mem.c src/core/broadcaster.c src/core/access.c src/core/namespace.c src/core/channel.c src/core/event.c src/core/event_id.c src/core/filter_compile.c src/core/filter_eval.c src/core/history.c src/core/sub_index.c src/transport/ws_codec.c src/transport/utf8.c src/transport/ws_handshake.c src/protocol/native_sub.c src/server/config.c src/core/token.c src/core/token_keys.c src/net/http.c /usr/share/llhttp/api.c /usr/share/llhttp/http.c /usr/share/llhttp/llhttp.c */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,7 +101,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     data++, size--;
 
     fake_setup(8);
-    config.loopback = cfg & 1;
+    static rt_namespace_t ns[] = {{.pattern = "incidents.>", .anonymous = true, .history = true}};
+    server.access = (rt_access_t){.namespaces = ns, .n_namespaces = 1, .insecure = cfg & 1};
     if (cfg & 2)
         CHECK(rt_token_verifier_new(&(rt_token_config_t){.secret = "fuzz-secret"}, &server.tokens, NULL, 0) == 0);
     if (cfg & 4)
