@@ -5,7 +5,8 @@
 #   make test       unit tests (release and ASan+UBSan), the example, the e2e suite
 #   make bench      benchmarks (bench/), side by side with nchan
 #   make profile    where the server CPU goes, realtime and nchan (perf; docs/benchmarks-profile.md)
-#   make fuzz       build the libFuzzer targets and run each briefly
+#   make fuzz       build the libFuzzer targets and run each briefly (FUZZ_SECONDS, default 20)
+#   make fuzz-long  run each target FUZZ_SECONDS (default 600) and merge new coverage into fuzz/corpus/
 #   make compile_commands.json
 
 CC       ?= cc
@@ -33,7 +34,7 @@ EX_BIN   := $(EX_SRC:%.c=$(B)/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:%.c=$(B)/%)
 
-.PHONY: all deps run test unit unit-asan example e2e bench profile fuzz clean valgrind
+.PHONY: all deps run test unit unit-asan example e2e bench profile fuzz fuzz-long clean valgrind
 all: $(B)/realtime $(B)/librealtime.a $(EX_BIN) $(BENCH_BIN)
 
 deps:
@@ -106,6 +107,9 @@ profile:
 
 fuzz:
 	@bash fuzz/run.sh
+
+fuzz-long:
+	@bash fuzz/run.sh --long
 
 compile_commands.json: $(LIB_SRC) $(UNIT_SRC)
 	@bash scripts/compile-commands.sh "$(CC) $(CPPFLAGS) $(CFLAGS)" > $@
