@@ -60,6 +60,24 @@ typedef struct st_rt__redis_msg_t {
 /** Parses a message (see above): 0, or -1 when it is malformed (seq 0, an offset 0, no JSON, too many offsets). */
 int rt__redis_msg_parse(const char *p, size_t len, rt__redis_msg_t *m);
 
+struct redisReply;
+
+/** Checks the publish script's reply: {epoch, seq, dup, offsets (n_channels of them when not dup)...}. */
+bool rt__redis_publish_reply_valid(const struct redisReply *rep, size_t n_channels);
+
+/**
+ * Reads a reply on the subscriber connection: 0 with *m for a fan-out message ["message", channel, payload], 1 for
+ * anything else (subscribe confirmations, pongs), -1 for a message whose payload is malformed or over max_msg bytes.
+ */
+int rt__redis_fanout_message(const struct redisReply *rep, size_t max_msg, rt__redis_msg_t *m);
+
+/**
+ * Reads one XRANGE entry [id, [field, value, ...]]: 0 with *seq (from the id) and *m (from field "m", whose seq must
+ * be the id's), 1 when the entry does not have that shape (*seq untouched), -1 with *seq when its message is
+ * missing, malformed or over max_msg bytes.
+ */
+int rt__redis_stream_entry(const struct redisReply *e, size_t max_msg, uint64_t *seq, rt__redis_msg_t *m);
+
 /** What a replica does with the message carrying (epoch, seq), given its own epoch and newest applied seq. */
 typedef enum {
     RT__REDIS_APPLY,  /**< the next seq: append it */

@@ -233,23 +233,6 @@ static void wait_applied(redis_broker_t *r, const char *epoch, uint64_t seq)
     pthread_mutex_unlock(&r->mutex);
 }
 
-/* Checks the publish script's reply: {epoch, seq, dup, offsets (n when not dup)...}. */
-static bool reply_valid(const redisReply *rep, size_t n_channels)
-{
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 || rep->element[0]->type != REDIS_REPLY_STRING ||
-        rep->element[0]->len == 0 || rep->element[0]->len > RT__REDIS_EPOCH_MAX || rep->element[1]->type != REDIS_REPLY_INTEGER ||
-        rep->element[1]->integer <= 0 || rep->element[2]->type != REDIS_REPLY_INTEGER)
-        return false;
-    if (rep->element[2]->integer != 0)
-        return true;
-    if (rep->elements != 3 + n_channels)
-        return false;
-    for (size_t i = 0; i < n_channels; i++)
-        if (rep->element[3 + i]->type != REDIS_REPLY_INTEGER || rep->element[3 + i]->integer <= 0)
-            return false;
-    return true;
-}
-
 static int redis_publish(rt_broker_t *b, rt_event_t *ev, rt_event_t **existing)
 {
     redis_broker_t *r = (redis_broker_t *)b;
@@ -288,7 +271,7 @@ static int redis_publish(rt_broker_t *b, rt_event_t *ev, rt_event_t **existing)
     free(json);
     if (rep == NULL)
         return RT_EAGAIN;
-    if (!reply_valid(rep, ev->n_channels)) {
+    if (!rt__redis_publish_reply_valid(rep, ev->n_channels)) {
         RT_LOG_ERR("publish %s: unexpected reply%s%s", ev->id, rep->type == REDIS_REPLY_ERROR ? ": " : "",
                    rep->type == REDIS_REPLY_ERROR ? rep->str : "");
         freeReplyObject(rep);
@@ -376,17 +359,12 @@ static int backfill(redis_broker_t *r, redisContext *cmd)
         uint64_t before = r->applied;
         for (size_t i = 0; i < n; i++) {
             redisReply *e = rep->element[i];
-            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING ||
-                e->element[1]->type != REDIS_REPLY_ARRAY)
-                continue;
-            uint64_t seq = strtoull(e->element[0]->str, NULL, 10);
-            redisReply *fields = e->element[1], *msg = NULL;
-            for (size_t f = 0; f + 1 < fields->elements; f += 2)
-                if (fields->element[f]->type == REDIS_REPLY_STRING && strcmp(fields->element[f]->str, "m") == 0)
-                    msg = fields->element[f + 1];
+            uint64_t seq;
             rt__redis_msg_t m;
-            if (msg == NULL || msg->type != REDIS_REPLY_STRING || msg->len > r->max_msg ||
-                rt__redis_msg_parse(msg->str, msg->len, &m) != 0 || m.seq != seq) {
+            int parsed = rt__redis_stream_entry(e, r->max_msg, &seq, &m);
+            if (parsed > 0)
+                continue;
+            if (parsed < 0) {
                 RT_LOG_ERR("stream entry %s is malformed or over max_event_bytes: skipped", e->element[0]->str);
                 if (seq > r->applied)
                     set_position(r, NULL, seq);
@@ -434,11 +412,11 @@ static int resync(redis_broker_t *r, redisContext *cmd)
 /* One fan-out message: ["message", channel, payload]. */
 static int on_message(redis_broker_t *r, redisContext *cmd, redisReply *rep)
 {
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 || rep->element[0]->type != REDIS_REPLY_STRING ||
-        strcmp(rep->element[0]->str, "message") != 0 || rep->element[2]->type != REDIS_REPLY_STRING)
-        return 0; /* subscribe confirmations, pongs */
     rt__redis_msg_t m;
-    if (rep->element[2]->len > r->max_msg || rt__redis_msg_parse(rep->element[2]->str, rep->element[2]->len, &m) != 0) {
+    int parsed = rt__redis_fanout_message(rep, r->max_msg, &m);
+    if (parsed > 0)
+        return 0; /* subscribe confirmations, pongs */
+    if (parsed < 0) {
         /* The stream has the same entry; whatever comes next shows a gap and the backfill deals with it. */
         RT_LOG_ERR("fan-out message malformed or over max_event_bytes (%zu bytes): ignored", rep->element[2]->len);
         return 0;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <hiredis/hiredis.h>
 #include "broker/redis-private.h"
 
 #define ENSURE_EPOCH_LUA                                                                                                       \
@@ -213,4 +214,46 @@ char *rt__redis_event_json(const rt_event_t *ev, size_t *len)
     if (text != NULL)
         *len = strlen(text);
     return text;
+}
+
+bool rt__redis_publish_reply_valid(const struct redisReply *rep, size_t n_channels)
+{
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 || rep->element[0]->type != REDIS_REPLY_STRING ||
+        rep->element[0]->len == 0 || rep->element[0]->len > RT__REDIS_EPOCH_MAX || rep->element[1]->type != REDIS_REPLY_INTEGER ||
+        rep->element[1]->integer <= 0 || rep->element[2]->type != REDIS_REPLY_INTEGER)
+        return false;
+    if (rep->element[2]->integer != 0)
+        return true;
+    if (rep->elements != 3 + n_channels)
+        return false;
+    for (size_t i = 0; i < n_channels; i++)
+        if (rep->element[3 + i]->type != REDIS_REPLY_INTEGER || rep->element[3 + i]->integer <= 0)
+            return false;
+    return true;
+}
+
+int rt__redis_fanout_message(const struct redisReply *rep, size_t max_msg, rt__redis_msg_t *m)
+{
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 || rep->element[0]->type != REDIS_REPLY_STRING ||
+        strcmp(rep->element[0]->str, "message") != 0 || rep->element[2]->type != REDIS_REPLY_STRING)
+        return 1;
+    if (rep->element[2]->len > max_msg || rt__redis_msg_parse(rep->element[2]->str, rep->element[2]->len, m) != 0)
+        return -1;
+    return 0;
+}
+
+int rt__redis_stream_entry(const struct redisReply *e, size_t max_msg, uint64_t *seq, rt__redis_msg_t *m)
+{
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING ||
+        e->element[1]->type != REDIS_REPLY_ARRAY)
+        return 1;
+    *seq = strtoull(e->element[0]->str, NULL, 10);
+    const redisReply *fields = e->element[1], *msg = NULL;
+    for (size_t f = 0; f + 1 < fields->elements; f += 2)
+        if (fields->element[f]->type == REDIS_REPLY_STRING && strcmp(fields->element[f]->str, "m") == 0)
+            msg = fields->element[f + 1];
+    if (msg == NULL || msg->type != REDIS_REPLY_STRING || msg->len > max_msg || rt__redis_msg_parse(msg->str, msg->len, m) != 0 ||
+        m->seq != *seq)
+        return -1;
+    return 0;
 }
