@@ -164,6 +164,10 @@ int rt__redis_msg_parse(const char *p, size_t len, rt__redis_msg_t *m)
     const char *end = p + len, *sp = memchr(p, ' ', len);
     if (sp == NULL || sp == p || (size_t)(sp - p) > RT__REDIS_EPOCH_MAX)
         return -1;
+    /* Printable ASCII only: a NUL would cut the epoch short, and epochs are compared and logged as strings. */
+    for (const char *c = p; c < sp; c++)
+        if (*c <= ' ' || *c > '~')
+            return -1;
     memcpy(m->epoch, p, (size_t)(sp - p));
     m->epoch[sp - p] = '\0';
     uint64_t ms, flags;

@@ -91,6 +91,11 @@ static void test_msg(void **state)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         if (parse(bad[i], &m) != -1)
             fail_msg("accepted message %zu: %s", i, bad[i]);
+    /* The epoch is printable ASCII: a NUL in it (found by fuzz/redis_msg) made "\0" an empty epoch string. */
+    assert_int_equal(rt__redis_msg_parse("\0 1 0 0 5\n{}", 12, &m), -1);
+    assert_int_equal(rt__redis_msg_parse("a\0b 1 0 0 5\n{}", 14, &m), -1);
+    assert_int_equal(parse("a\tb 1 0 0 5\n{}", &m), -1);
+    assert_int_equal(parse("a\x7f 1 0 0 5\n{}", &m), -1);
     /* At most RT_EVENT_MAX_CHANNELS offsets. */
     char big[2048];
     size_t n = (size_t)snprintf(big, sizeof(big), "e 1 0 0 ");
