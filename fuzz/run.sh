@@ -71,11 +71,13 @@ compile() {
     [ $stale = 0 ] && return 0
   fi
   mkdir -p "$(dirname "$o")"
-  if [[ $s == /usr/share/* ]]; then  # not ours (llhttp): built without our warnings
-    "$cc" "${common[@]}" -w -fsanitize=fuzzer-no-link "${san[@]}" -MMD -MF "$d" -c "$s" -o "$o"
-  else
-    "$cc" "${common[@]}" "${warn[@]}" -fsanitize=fuzzer-no-link "${san[@]}" -MMD -MF "$d" -c "$s" -o "$o"
-  fi || { rm -f "$o"; echo "FAIL fuzz: compile $s"; return 1; }
+  local flags=("${warn[@]}")
+  [[ $s == /usr/share/* ]] && flags=(-w)  # not ours (llhttp): built without our warnings
+  # Written aside and renamed, so a run.sh started meanwhile never links half an object.
+  if ! "$cc" "${common[@]}" "${flags[@]}" -fsanitize=fuzzer-no-link "${san[@]}" -MMD -MF "$d.$$" -MT "$o" -c "$s" -o "$o.$$"; then
+    rm -f "$o.$$" "$d.$$"; echo "FAIL fuzz: compile $s"; return 1
+  fi
+  mv "$d.$$" "$d" && mv "$o.$$" "$o"
 }
 export -f compile obj_of
 export cc obj
