@@ -423,7 +423,6 @@ static void test_finish_rules(void **state)
 {
     rt_config_t c;
     rt_config_defaults(&c);
-    rt_config_defaults(&c);
     assert_int_equal(LOAD(&c, errbuf, "--max-body-bytes", "1000"), 0);
     assert_int_equal(rt_config_finish(&c, errbuf, sizeof(errbuf)), -1);
     assert_string_equal(errbuf, "max_body_bytes (1000) must be at least max_event_bytes (65536)");
