@@ -25,6 +25,8 @@ typedef struct st_http_state_t {
     size_t n_hdr;
     bool in_value, in_message;
     int error_status; /* set by a callback that stops the parser */
+    uint16_t reply_len;
+    char reply_headers[RT_HTTP_REPLY_HEADERS_MAX + 1]; /* added to every reply to the current request */
 } http_state_t;
 
 static const llhttp_settings_t *settings(void);
@@ -74,6 +76,8 @@ static int on_message_begin(llhttp_t *p)
     st->n_hdr = 0;
     st->in_value = false;
     st->req.body.len = 0;
+    st->reply_len = 0;
+    st->reply_headers[0] = '\0';
     c->deadline_ms = rt_conn_now(c) + (int64_t)(config_of(c)->header_timeout_s * 1000);
     return 0;
 }
@@ -143,6 +147,8 @@ static void finish_head(http_state_t *st)
     }
 }
 
+static const rt_http_router_t *router;
+
 static int on_headers_complete(llhttp_t *p)
 {
     http_state_t *st = RT_STRUCT_FROM_MEMBER(http_state_t, parser, p);
@@ -154,6 +160,8 @@ static int on_headers_complete(llhttp_t *p)
     st->req.keep_alive = llhttp_should_keep_alive(p);
     st->req.upgrade = p->upgrade;
     st->req.http_minor = p->http_minor;
+    if (router->on_head != NULL)
+        router->on_head(c, &st->req);
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > config_of(c)->max_body_bytes)
         return fail(st, 413);
     const char *expect = rt_http_header(&st->req, "expect");
@@ -200,8 +208,9 @@ static const llhttp_settings_t *settings(void)
     return &s;
 }
 
-void rt__http_init(void)
+void rt__http_init(const rt_http_router_t *r)
 {
+    router = r;
     settings();
 }
 
@@ -235,7 +244,7 @@ static ssize_t http_on_data(rt_conn_t *c, const char *buf, size_t len)
     bool upgrade = st->req.upgrade;
     st->in_message = false;
     c->deadline_ms = 0;
-    rt_route_request(c, &st->req);
+    router->on_request(c, &st->req);
     if (c->closing || c->handler != &rt_http_handler)
         return (ssize_t)used; /* switched: st belongs to nobody now */
     if (upgrade) {
@@ -306,6 +315,8 @@ void rt_http_start(rt_conn_t *c)
     st->n_hdr = 0;
     st->in_value = st->in_message = false;
     st->error_status = 0;
+    st->reply_len = 0;
+    st->reply_headers[0] = '\0';
     llhttp_init(&st->parser, HTTP_REQUEST, settings());
     st->parser.data = c;
     c->handler = &rt_http_handler;
@@ -319,6 +330,22 @@ void rt_http_switch(rt_conn_t *c, const rt_conn_handler_t *handler, void *proto)
     c->handler = handler;
     c->proto = proto;
     c->deadline_ms = 0;
+}
+
+bool rt_http_add_reply_headers(rt_conn_t *c, const char *lines)
+{
+    http_state_t *st = state_of(c);
+    size_t len = strlen(lines);
+    if (st->reply_len + len > RT_HTTP_REPLY_HEADERS_MAX)
+        return false;
+    memcpy(st->reply_headers + st->reply_len, lines, len + 1);
+    st->reply_len = (uint16_t)(st->reply_len + len);
+    return true;
+}
+
+const char *rt_http_reply_headers(rt_conn_t *c)
+{
+    return c->handler == &rt_http_handler ? state_of(c)->reply_headers : "";
 }
 
 const char *rt_http_header(const rt_http_request_t *req, const char *name)
@@ -419,10 +446,12 @@ void rt_http_respond(rt_conn_t *c, int status, const char *content_type, const c
 {
     http_state_t *st = c->handler == &rt_http_handler ? state_of(c) : NULL;
     bool close = st == NULL || !st->req.keep_alive || status == 400 || status == 408 || status == 413 || status == 431;
-    char head[1024];
-    int n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\nServer: realtime\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
-                     status, rt_http_reason(status), content_type ? content_type : "text/plain", len,
-                     close ? "Connection: close\r\n" : "", extra_headers ? extra_headers : "");
+    char head[2048], length[64] = "";
+    if (status != 204) /* a 204 carries no body and so no Content-Length (RFC 9110, 8.6) */
+        snprintf(length, sizeof(length), "Content-Type: %s\r\nContent-Length: %zu\r\n", content_type ? content_type : "text/plain", len);
+    int n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\nServer: realtime\r\n%s%s%s%s\r\n", status, rt_http_reason(status),
+                     length, close ? "Connection: close\r\n" : "", st != NULL ? st->reply_headers : "",
+                     extra_headers ? extra_headers : "");
     if (n < 0 || (size_t)n >= sizeof(head))
         n = snprintf(head, sizeof(head), "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"), len = 0,
         close = true;

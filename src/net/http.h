@@ -1,7 +1,7 @@
 /*
  * HTTP/1.1 server side, on llhttp: requests with keep-alive and pipelining, chunked bodies, bounded
  * header (431) and body (413) sizes, slow-header and idle timeouts, and replies that always carry
- * Content-Length. A parsed request is handed to the router (rt_route_request, in src/server); the
+ * Content-Length. A parsed request is handed to the router given to rt__http_init (src/server/routes.c); the
  * handler answers with one of the rt_http_respond* functions, or upgrades the connection.
  */
 #ifndef RT_NET_HTTP_H
@@ -14,6 +14,8 @@
 #include "util/buf.h"
 
 #define RT_HTTP_MAX_HEADERS 64
+/** Room for the header lines added to every reply to a request (rt_http_add_reply_headers). */
+#define RT_HTTP_REPLY_HEADERS_MAX 512
 
 typedef struct st_rt_http_header_t {
     const char *name; /* lower-cased, NUL-terminated */
@@ -35,11 +37,28 @@ typedef struct st_rt_http_request_t {
 
 /** The connection handler of a fresh connection: it reads HTTP/1.1 requests. */
 extern const rt_conn_handler_t rt_http_handler;
-/** Prepares the shared parser settings; call once before workers start. */
-void rt__http_init(void);
+/** Where parsed requests go: the server's router. */
+typedef struct st_rt_http_router_t {
+    /** A request's head is parsed, its body not read yet: may add reply headers that every reply to it,
+     * an error about its body (413) included, must carry. Optional. */
+    void (*on_head)(rt_conn_t *c, rt_http_request_t *req);
+    /** A whole request: answer it, or take the connection over. */
+    void (*on_request)(rt_conn_t *c, rt_http_request_t *req);
+} rt_http_router_t;
+
+/** Prepares the shared parser settings and sets the router (process-wide); call once before workers start. */
+void rt__http_init(const rt_http_router_t *router);
 /** Starts HTTP on a new connection. */
 void rt_http_start(rt_conn_t *c);
 
+/**
+ * Adds header lines ("Name: value\r\n" each) to every reply to the current request: the handler's, an error
+ * reply, and the head of a stream that takes the connection over (rt_http_reply_headers). False, and nothing
+ * added, past RT_HTTP_REPLY_HEADERS_MAX bytes in all.
+ */
+bool rt_http_add_reply_headers(rt_conn_t *c, const char *lines);
+/** The lines added for the current request ("" when none, or once the connection left HTTP). */
+const char *rt_http_reply_headers(rt_conn_t *c);
 /** Value of the named header (name lower case), or NULL. */
 const char *rt_http_header(const rt_http_request_t *req, const char *name);
 /**

@@ -149,10 +149,13 @@ void rt__uni_sse_accept(rt_conn_t *c, rt_http_request_t *req)
     json_t *token_channels = NULL;
     int auth = rt__cf_authenticate(cf, json_string_value(json_object_get(creq, "token")), &token_channels);
 
-    static const char head[] = "HTTP/1.1 200 OK\r\nServer: realtime\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
-                               "Cache-Control: private, no-cache, no-store, must-revalidate, max-age=0\r\n"
-                               "Pragma: no-cache\r\nExpire: 0\r\nX-Accel-Buffering: no\r\nConnection: keep-alive\r\n\r\n\r\n";
-    rt_conn_send_copy(c, head, sizeof(head) - 1);
+    char head[RT_HTTP_REPLY_HEADERS_MAX + 320];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 200 OK\r\nServer: realtime\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
+                     "Cache-Control: private, no-cache, no-store, must-revalidate, max-age=0\r\n"
+                     "Pragma: no-cache\r\nExpire: 0\r\nX-Accel-Buffering: no\r\nConnection: keep-alive\r\n%s\r\n\r\n",
+                     rt_http_reply_headers(c));
+    rt_conn_send_copy(c, head, (size_t)n);
     rt_http_switch(c, &uni_handler, u);
     rt_conn_set_kind(c, RT_CONN_UNI_SSE);
     if (auth != 0) {

@@ -45,14 +45,14 @@ int rt_auth_check_api_key(const rt_config_t *cfg, const rt_http_request_t *req, 
     size_t len = 0;
     const char *key = presented_key(req, &len);
     if (key == NULL) {
-        *why = cfg->n_api_keys == 0 ? "the server API needs a key and none is configured: set api_keys (realtime genconfig writes one), or run with "
+        *why = cfg->api_keys.n == 0 ? "the server API needs a key and none is configured: set api_keys (realtime genconfig writes one), or run with "
                                       "--insecure for local development"
                                     : "API key required: Authorization: apikey KEY, or X-API-Key: KEY";
         return RT_EPERM;
     }
     bool ok = false;
-    for (size_t i = 0; i < cfg->n_api_keys; i++) /* no early exit: every key is compared */
-        ok |= rt_auth_equal(key, len, cfg->api_keys[i], strlen(cfg->api_keys[i]));
+    for (size_t i = 0; i < cfg->api_keys.n; i++) /* no early exit: every key is compared */
+        ok |= rt_auth_equal(key, len, cfg->api_keys.items[i], strlen(cfg->api_keys.items[i]));
     if (!ok) {
         *why = "invalid API key";
         return RT_EPERM;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include "net/origin.h"
 #include "server/config.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -16,7 +17,12 @@
  * One row per key: the file, the environment and the flags all go through set_value() with the row, so the
  * three sources parse and validate identically, and --help and the defaults come from the same rows.
  */
-enum key_type { K_FILE, K_UINT, K_COUNT, K_BYTES, K_SECONDS, K_BOOL, K_MODE, K_CHOICE, K_STRING, K_SECRET, K_LIST, K_NAMESPACES };
+enum key_type {
+    K_FILE, K_UINT, K_COUNT, K_BYTES, K_SECONDS, K_BOOL, K_MODE, K_CHOICE, K_STRING, K_SECRET,
+    K_LIST,         /* rt_strlist_t; items checked by item_check when set */
+    K_SECRET_LIST,  /* rt_strlist_t printed masked */
+    K_NAMESPACES
+};
 
 typedef struct st_cfg_key_t {
     const char *name;
@@ -25,6 +31,8 @@ typedef struct st_cfg_key_t {
     double min, max;                                    /* numeric types */
     const char *const *choices;                         /* K_MODE (index = rt_mode_t), K_CHOICE; NULL-terminated */
     const char *(*check)(const char *, char *, size_t); /* K_STRING: extra validation, returns NULL or a message */
+    bool (*item_check)(const char *);                   /* K_LIST: whether an item is valid */
+    const char *item_help;                              /* K_LIST, K_SECRET_LIST: what an item must be */
     const char *arg;                                    /* placeholder in --help */
     const char *def;                                    /* the default as it would be written; NULL: none or derived */
     const char *def_help;                               /* how to describe a derived default */
@@ -106,8 +114,12 @@ static const cfg_key_t keys[] = {
     {"namespaces", K_NAMESPACES, 0, .arg = "JSON", .def_help = "none",
      .help = "channel options by pattern, first match wins: [{\"pattern\":\"public.>\",\"anonymous\":true}, ...]; keys "
              "pattern, anonymous, history, presence, join_leave, client_publish, admin_only"},
-    {"api_keys", K_LIST, F(api_keys), .arg = "K1,K2", .def_help = "none",
+    {"api_keys", K_SECRET_LIST, F(api_keys), .arg = "K1,K2", .def_help = "none", .item_help = "non-empty keys without spaces",
      .help = "keys accepted by the server API (Authorization: apikey KEY or X-API-Key); a JSON array in the file"},
+    {"allowed_origins", K_LIST, F(allowed_origins), .item_check = rt_origin_entry_valid, .arg = "O1,O2",
+     .def_help = "none (any in insecure mode)", .item_help = "origins such as https://app.example.com, https://*.example.com or *",
+     .help = "web pages (by Origin) that may use the server from a browser: CORS on /events, /connection/uni_sse and "
+             "/api/*, WebSocket upgrades; the server's own origin is always allowed"},
     {"token_secret", K_SECRET, F(token_secret), .arg = "SECRET", .def_help = "none",
      .help = "HS256/384/512 secret that client JWTs are verified with"},
     {"token_public_key", K_STRING, F(token_public_key), .arg = "FILE", .def_help = "none",
@@ -225,7 +237,8 @@ static void expectation(const cfg_key_t *k, char *msg, size_t n)
             format(msg + off, n - off, "%s%s", i == 0 ? "" : ", ", k->choices[i]);
     } break;
     case K_LIST:
-        format(msg, n, "must be a list of non-empty keys without spaces (comma-separated in flags and env)");
+    case K_SECRET_LIST:
+        format(msg, n, "must be a list of %s (comma-separated in flags and env)", k->item_help);
         break;
     default:
         format(msg, n, "must be a string");
@@ -286,28 +299,31 @@ static void set_string(char **field, const char *value)
     *field = value == NULL ? NULL : rt_strdup(value);
 }
 
-static void free_list(rt_config_t *cfg)
+static void free_list(rt_strlist_t *list)
 {
-    if (cfg->api_keys != NULL)
-        for (size_t i = 0; cfg->api_keys[i] != NULL; i++)
-            free(cfg->api_keys[i]);
-    free(cfg->api_keys);
-    cfg->api_keys = NULL;
-    cfg->n_api_keys = 0;
+    for (size_t i = 0; i < list->n; i++)
+        free(list->items[i]);
+    free(list->items);
+    *list = (rt_strlist_t){0};
 }
 
-static bool valid_list_item(const char *s, size_t len)
+static bool valid_list_item(const cfg_key_t *k, const char *s, size_t len)
 {
     if (len == 0)
         return false;
     for (size_t i = 0; i < len; i++)
         if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f || s[i] == ',')
             return false;
-    return true;
+    if (k->item_check == NULL)
+        return true;
+    char *item = rt_strndup(s, len);
+    bool ok = k->item_check(item);
+    free(item);
+    return ok;
 }
 
-/* Sets api_keys from a JSON array, or from comma-separated text (spaces around items are ignored). */
-static int set_list(rt_config_t *cfg, const char *text, json_t *arr)
+/* Sets a list from a JSON array, or from comma-separated text (spaces around items are ignored). */
+static int set_list(const cfg_key_t *k, rt_strlist_t *list, const char *text, json_t *arr)
 {
     size_t cap = 1, n = 0;
     if (arr != NULL) {
@@ -321,7 +337,7 @@ static int set_list(rt_config_t *cfg, const char *text, json_t *arr)
     if (arr != NULL) {
         for (size_t i = 0; i < json_array_size(arr); i++) {
             json_t *v = json_array_get(arr, i);
-            if (!json_is_string(v) || !valid_list_item(json_string_value(v), json_string_length(v)))
+            if (!json_is_string(v) || !valid_list_item(k, json_string_value(v), json_string_length(v)))
                 goto Invalid;
             items[n++] = rt_strdup(json_string_value(v));
         }
@@ -333,7 +349,7 @@ static int set_list(rt_config_t *cfg, const char *text, json_t *arr)
                 s++;
             while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
                 e--;
-            if (!valid_list_item(s, (size_t)(e - s)))
+            if (!valid_list_item(k, s, (size_t)(e - s)))
                 goto Invalid;
             items[n++] = rt_strndup(s, (size_t)(e - s));
             p += len;
@@ -341,9 +357,10 @@ static int set_list(rt_config_t *cfg, const char *text, json_t *arr)
                 break;
         }
     }
-    free_list(cfg);
-    cfg->api_keys = items;
-    cfg->n_api_keys = n;
+    free_list(list);
+    *list = (rt_strlist_t){n ? items : NULL, n};
+    if (n == 0)
+        free(items);
     return 0;
 Invalid:
     for (size_t i = 0; i < n; i++)
@@ -378,8 +395,8 @@ static int set_value(rt_config_t *cfg, const cfg_key_t *k, const char *text, jso
             text = json_string_value(jv);
         } else if (k->type == K_BOOL && json_is_boolean(jv)) {
             text = json_is_true(jv) ? "true" : "false";
-        } else if (k->type == K_LIST && json_is_array(jv)) {
-            if (set_list(cfg, NULL, jv) == 0)
+        } else if ((k->type == K_LIST || k->type == K_SECRET_LIST) && json_is_array(jv)) {
+            if (set_list(k, (rt_strlist_t *)field, NULL, jv) == 0)
                 return 0;
             goto Invalid;
         } else if (k->type == K_NAMESPACES) {
@@ -423,7 +440,8 @@ static int set_value(rt_config_t *cfg, const cfg_key_t *k, const char *text, jso
         }
         goto Invalid;
     case K_LIST:
-        if (set_list(cfg, text, NULL) != 0)
+    case K_SECRET_LIST:
+        if (set_list(k, (rt_strlist_t *)field, text, NULL) != 0)
             goto Invalid;
         return 0;
     case K_SECRET:
@@ -713,10 +731,12 @@ static json_t *value_json(const rt_config_t *cfg, const cfg_key_t *k)
         return *(char *const *)field != NULL ? json_string(SECRET_MASK) : json_null();
     case K_NAMESPACES:
         return rt_namespaces_json(cfg->namespaces, cfg->n_namespaces);
-    case K_LIST: {
+    case K_LIST:
+    case K_SECRET_LIST: {
+        const rt_strlist_t *list = (const rt_strlist_t *)field;
         json_t *arr = json_array();
-        for (size_t i = 0; i < cfg->n_api_keys; i++)
-            json_array_append_new(arr, json_string(SECRET_MASK));
+        for (size_t i = 0; i < list->n; i++)
+            json_array_append_new(arr, json_string(k->type == K_SECRET_LIST ? SECRET_MASK : list->items[i]));
         return arr;
     }
     default:
@@ -762,11 +782,14 @@ void rt_config_free(rt_config_t *cfg)
         case K_CHOICE:
             set_string((char **)((char *)cfg + keys[i].offset), NULL);
             break;
+        case K_LIST:
+        case K_SECRET_LIST:
+            free_list((rt_strlist_t *)((char *)cfg + keys[i].offset));
+            break;
         default:
             break;
         }
     }
-    free_list(cfg);
     rt_namespaces_free(cfg->namespaces, cfg->n_namespaces);
     cfg->namespaces = NULL;
     cfg->n_namespaces = 0;

@@ -14,6 +14,12 @@
 
 typedef enum { RT_MODE_HYBRID, RT_MODE_WEBSOCKET, RT_MODE_CENTRIFUGE } rt_mode_t;
 
+/** A list of strings from a JSON array, or from comma-separated text in flags and env. */
+typedef struct st_rt_strlist_t {
+    char **items; /**< NULL-terminated (NULL when empty) */
+    size_t n;
+} rt_strlist_t;
+
 typedef struct st_rt_config_t {
     char *listen;              /**< "host:port"; default "127.0.0.1:8080" */
     char host[64];             /**< parsed from listen */
@@ -36,8 +42,8 @@ typedef struct st_rt_config_t {
     bool insecure;             /**< development mode: API without key, every read allowed, any Origin */
     rt_namespace_t *namespaces; /**< from "namespaces": channel options by pattern, first match wins */
     size_t n_namespaces;
-    char **api_keys;           /**< NULL-terminated; from "api_keys": [..] or a comma-separated flag/env */
-    size_t n_api_keys;
+    rt_strlist_t api_keys;     /**< from "api_keys": [..] or a comma-separated flag/env */
+    rt_strlist_t allowed_origins; /**< Origins browsers may use the server from ("*": any); none by default */
     char *token_secret;        /**< HS256/384/512 secret for client JWTs; NULL = none */
     char *token_public_key;    /**< PEM file with the public key for RS*, PS*, ES256/384 client JWTs; NULL = none */
     char *token_jwks_file;     /**< JWK set file, keys chosen by kid; NULL = none */

@@ -10,6 +10,9 @@
 
 typedef void (*rt_route_cb)(rt_conn_t *c, rt_http_request_t *req);
 
+/** The server's router, given to rt__http_init. */
+extern const rt_http_router_t rt_router;
+
 /* Provided by the protocol modules. */
 
 /** GET /connection/websocket: Centrifuge protocol v2 over WebSocket. */

@@ -9,6 +9,7 @@
 #include "net/fdtable.h"
 #include "net/worker.h"
 #include "transport/ws_handshake.h"
+#include "server/routes.h"
 #include "server/server.h"
 #include "util/clock.h"
 #include "util/mem.h"
@@ -85,7 +86,7 @@ int rt_server_run(rt_config_t *config)
             rt_log_level = i;
     signal(SIGPIPE, SIG_IGN);
     rt__fdtable_reserve(); /* while this is the only thread */
-    rt__http_init();
+    rt__http_init(&rt_router);
     /* OpenSSL initialises itself (error strings, digest tables, ~2 MB of code) on first use: do it now, not
      * inside the first client's handshake, so it is neither that client's latency nor counted against it. */
     char accept[29];

@@ -64,9 +64,6 @@ int rt_server_tokens_new(const rt_config_t *cfg, rt_token_verifier_t **out, char
 /** Runs the server until SIGTERM/SIGINT and a graceful shutdown; returns the process exit code. */
 int rt_server_run(rt_config_t *config);
 
-/** Routes one parsed request to its handler (src/server/routes.c). */
-void rt_route_request(rt_conn_t *c, rt_http_request_t *req);
-
 /** The server a connection belongs to. */
 rt_server_t *rt_conn_server(const rt_conn_t *c);
 

@@ -201,9 +201,12 @@ void rt_sse_accept(rt_conn_t *c, rt_http_request_t *req)
     atomic_fetch_add_explicit(&server->stats.subscriptions, 1, memory_order_relaxed);
 
     pthread_once(&ping_once, make_ping);
-    static const char head[] = "HTTP/1.1 200 OK\r\nServer: realtime\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-                               "X-Accel-Buffering: no\r\nConnection: keep-alive\r\n\r\nretry: " STRINGIFY(RT_SSE_RETRY_MS) "\n\n";
-    rt_conn_send_copy(c, head, sizeof(head) - 1);
+    char head[RT_HTTP_REPLY_HEADERS_MAX + 256];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 200 OK\r\nServer: realtime\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                     "X-Accel-Buffering: no\r\nConnection: keep-alive\r\n%s\r\nretry: " STRINGIFY(RT_SSE_RETRY_MS) "\n\n",
+                     rt_http_reply_headers(c));
+    rt_conn_send_copy(c, head, (size_t)n);
     /* req points into the HTTP layer's state, which the switch frees: it is not used past here. */
     rt_http_switch(c, &sse_handler, s);
     rt_conn_set_kind(c, RT_CONN_SSE);

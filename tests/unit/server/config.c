@@ -77,8 +77,8 @@ static void test_defaults(void **state)
     assert_int_equal(c.client_queue_bytes, 1048576);
     assert_int_equal(c.max_header_bytes, 16384);
     assert_true(c.header_timeout_s == 10 && c.idle_timeout_s == 60 && c.shutdown_timeout_s == 10);
-    assert_null(c.api_keys);
-    assert_int_equal(c.n_api_keys, 0);
+    assert_null(c.api_keys.items);
+    assert_int_equal(c.api_keys.n, 0);
     assert_null(c.token_secret);
     assert_true(c.centrifuge_ping_s == 25 && c.centrifuge_pong_s == 8);
     assert_string_equal(c.broker, "memory");
@@ -177,29 +177,29 @@ static void test_api_keys(void **state)
     setenv("REALTIME_API_KEYS", "a,b", 1);
     rt_config_defaults(&c);
     assert_int_equal(LOAD(&c, errbuf, NULL), 0);
-    assert_int_equal(c.n_api_keys, 2);
-    assert_string_equal(c.api_keys[0], "a");
-    assert_string_equal(c.api_keys[1], "b");
-    assert_null(c.api_keys[2]);
+    assert_int_equal(c.api_keys.n, 2);
+    assert_string_equal(c.api_keys.items[0], "a");
+    assert_string_equal(c.api_keys.items[1], "b");
+    assert_null(c.api_keys.items[2]);
     /* the flag replaces the env list entirely; spaces around items are dropped */
     assert_int_equal(LOAD(&c, errbuf, "--api-keys", " k1 , k2,k3 "), 0);
-    assert_int_equal(c.n_api_keys, 3);
-    assert_string_equal(c.api_keys[0], "k1");
-    assert_string_equal(c.api_keys[2], "k3");
-    assert_null(c.api_keys[3]);
+    assert_int_equal(c.api_keys.n, 3);
+    assert_string_equal(c.api_keys.items[0], "k1");
+    assert_string_equal(c.api_keys.items[2], "k3");
+    assert_null(c.api_keys.items[3]);
     assert_int_equal(LOAD(&c, errbuf, "--api-keys", "a,,b"), -2);
     assert_string_equal(errbuf, "--api-keys: must be a list of non-empty keys without spaces (comma-separated in flags and env)");
     assert_int_equal(LOAD(&c, errbuf, "--api-keys", "a b"), -2);
-    assert_int_equal(c.n_api_keys, 2); /* the env list, re-applied; the failed flag changed nothing */
-    assert_string_equal(c.api_keys[1], "b");
+    assert_int_equal(c.api_keys.n, 2); /* the env list, re-applied; the failed flag changed nothing */
+    assert_string_equal(c.api_keys.items[1], "b");
     rt_config_free(&c);
     unsetenv("REALTIME_API_KEYS");
 
     char *path = write_file("{\"api_keys\": [\"x\", \"y\"]}");
     rt_config_defaults(&c);
     assert_int_equal(LOAD(&c, errbuf, "--config", path), 0);
-    assert_int_equal(c.n_api_keys, 2);
-    assert_string_equal(c.api_keys[1], "y");
+    assert_int_equal(c.api_keys.n, 2);
+    assert_string_equal(c.api_keys.items[1], "y");
     rt_config_free(&c);
     unlink(path);
     free(path);
@@ -210,6 +210,29 @@ static void test_api_keys(void **state)
     rt_config_free(&c);
     unlink(path);
     free(path);
+}
+
+static void test_allowed_origins(void **state)
+{
+    rt_config_t c;
+    rt_config_defaults(&c);
+    assert_int_equal(c.allowed_origins.n, 0);
+    assert_int_equal(LOAD(&c, errbuf, "--allowed-origins", "https://app.example.com, https://*.corp.example"), 0);
+    assert_int_equal(c.allowed_origins.n, 2);
+    assert_string_equal(c.allowed_origins.items[1], "https://*.corp.example");
+    /* an entry that could never match a browser's Origin is refused with what an entry looks like */
+    assert_int_equal(LOAD(&c, errbuf, "--allowed-origins", "app.example.com"), -2);
+    assert_non_null(strstr(errbuf, "--allowed-origins: must be a list of origins such as https://app.example.com"));
+    assert_int_equal(LOAD(&c, errbuf, "--allowed-origins", "https://app.example.com/"), -2);
+    /* origins are not secrets: the dump shows them */
+    assert_int_equal(LOAD(&c, errbuf, "--allowed-origins", "*"), 0);
+    assert_int_equal(rt_config_finish(&c, errbuf, sizeof(errbuf)), 0);
+    char *text = rt_config_dump(&c);
+    json_t *j = json_loads(text, 0, NULL);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(j, "allowed_origins"), 0)), "*");
+    json_decref(j);
+    free(text);
+    rt_config_free(&c);
 }
 
 struct flag_case {
@@ -538,6 +561,7 @@ int main(void)
         cmocka_unit_test_setup(test_precedence, clear_env),
         cmocka_unit_test_setup(test_flag_forms, clear_env),
         cmocka_unit_test_setup(test_api_keys, clear_env),
+        cmocka_unit_test_setup(test_allowed_origins, clear_env),
         cmocka_unit_test_setup(test_flag_errors, clear_env),
         cmocka_unit_test_setup(test_env_errors, clear_env),
         cmocka_unit_test_setup(test_file_errors, clear_env),
