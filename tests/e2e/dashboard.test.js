@@ -8,12 +8,11 @@ const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { chromium } = require('playwright-core');
+const { launchChromium, closeChromium } = require('./lib/browser');
 const { startServer } = require('./lib/server');
 const { publishOk, request, getJson } = require('./lib/http');
-const { uniq, waitFor, withTimeout } = require('./lib/util');
+const { uniq, waitFor } = require('./lib/util');
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SCREENSHOT = path.resolve(__dirname, '../../build/dashboard.png');
 const WAIT = 5000; // every wait for the page is bounded by this (or less)
 
@@ -45,14 +44,8 @@ describe('dashboard (GET /) in Chromium', { timeout: 90000 }, () => {
   const framesOf = (type) => frames.filter((m) => m.type === type);
 
   before(async () => {
-    assert.ok(fs.existsSync(CHROMIUM), `no Chromium at ${CHROMIUM}: apt-get install chromium (bash scripts/deps.sh test)`);
     srv = await startServer();
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      timeout: 30000,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     page.setDefaultTimeout(WAIT);
     page.on('pageerror', (e) => pageErrors.push(e.message));
@@ -69,8 +62,7 @@ describe('dashboard (GET /) in Chromium', { timeout: 90000 }, () => {
   });
 
   after(async () => {
-    if (browser)
-      await withTimeout(browser.close(), 10000, 'closing Chromium').catch(() => browser.process()?.kill('SIGKILL'));
+    await closeChromium(browser);
     if (srv)
       await srv.stop();
   });
