@@ -62,6 +62,7 @@ bool rt_access_read(const rt_access_t *a, const rt_grant_t *g, const char *name,
     if (g != NULL && (covered_by(g->subscribe, g->n_subscribe, name, len) || covered_by(g->channels, g->n_channels, name, len) ||
                       (g->channel != NULL && strlen(g->channel) == len && memcmp(g->channel, name, len) == 0)))
         return true;
-    *why = g == NULL ? "this channel needs a token that grants it" : "the token does not grant this channel";
+    bool grants_nothing = g == NULL || (g->n_subscribe == 0 && g->n_channels == 0 && g->channel == NULL);
+    *why = grants_nothing ? "this channel needs a token that grants it" : "the token does not grant this channel";
     return false;
 }

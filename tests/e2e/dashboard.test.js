@@ -9,9 +9,10 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { launchChromium, closeChromium } = require('./lib/browser');
-const { startServer } = require('./lib/server');
+const { execFileSync } = require('node:child_process');
+const { startServer, BIN } = require('./lib/server');
 const { publishOk, request, getJson } = require('./lib/http');
-const { uniq, waitFor } = require('./lib/util');
+const { sleep, uniq, waitFor } = require('./lib/util');
 
 const SCREENSHOT = path.resolve(__dirname, '../../build/dashboard.png');
 const WAIT = 5000; // every wait for the page is bounded by this (or less)
@@ -193,5 +194,88 @@ describe('dashboard (GET /) in Chromium', { timeout: 90000 }, () => {
     assert.ok(box.body <= 1280, `no horizontal overflow (body ${box.body}px wide)`);
     assert.ok(box.events.left > box.sub.right, 'the event list is beside the forms');
     assert.deepEqual(pageErrors, []);
+  });
+});
+
+// A server without --insecure, as `realtime serve` runs in production: the page asks for the API key and the token
+// instead of going blank, keeps them in sessionStorage (never in the URL it shows), and signs out.
+describe('dashboard sign-in (no --insecure) in Chromium', { timeout: 90000 }, () => {
+  const SECRET = 'dashboard-secret-0123456789';
+  const KEY = 'dashboard-key';
+  const LOGIN_SHOT = path.resolve(__dirname, '../../build/dashboard-login.png');
+  let srv;
+  let browser;
+  let page;
+  const pageErrors = [];
+  const channel = `incidents.${uniq('LOGIN')}`;
+  const token = () => execFileSync(BIN, ['token', '--secret', SECRET, '--sub', 'sre-1',
+    '--subscribe', 'incidents,incidents.>,timeline.>,system'], { encoding: 'utf8' }).trim();
+  const visible = (sel) => page.evaluate((s) => !document.querySelector(s).hidden, sel);
+
+  before(async () => {
+    srv = await startServer({ secure: true, flags: { apiKeys: KEY, tokenSecret: SECRET } });
+    browser = await launchChromium();
+    page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    page.setDefaultTimeout(WAIT);
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+  });
+
+  after(async () => {
+    await closeChromium(browser);
+    if (srv)
+      await srv.stop();
+  });
+
+  it('asks for credentials, saying why, and shows no events meanwhile', { timeout: 20000 }, async () => {
+    await page.goto(`${srv.base}/`, { waitUntil: 'load', timeout: 10000 });
+    await page.waitForFunction(() => !document.getElementById('auth').hidden);
+    await page.waitForFunction(() => /needs (an API key|a token)/.test(document.getElementById('auth-why').textContent));
+    await publishOk(srv, { type: 'incident.created', channels: [channel], data: { severity: 'SEV-1' } }, { headers: { 'X-API-Key': KEY } });
+    await sleep(300);
+    assert.equal(await page.locator('#events li').count(), 0, 'nothing read without a token');
+    assert.equal(await page.locator('#stats dt').count(), 0, 'no stats without the API key');
+    fs.mkdirSync(path.dirname(LOGIN_SHOT), { recursive: true });
+    await page.screenshot({ path: LOGIN_SHOT, timeout: 10000 });
+  });
+
+  it('signs in: reads events, shows stats and publishes with the key, which never appears in the URL', { timeout: 20000 }, async () => {
+    const t = token();
+    await page.fill('#auth-key', KEY);
+    await page.fill('#auth-token', t);
+    await page.click('#auth-form button[type=submit]');
+    await page.waitForFunction(() => document.getElementById('auth').hidden);
+    await page.waitForFunction(() => document.getElementById('message').textContent.startsWith('Subscribed to'));
+    const id = uniq('login-evt');
+    await publishOk(srv, { id, type: 'incident.created', channels: [channel], data: { severity: 'SEV-2' } }, { headers: { 'X-API-Key': KEY } });
+    await page.waitForSelector(`#events li[data-id="${id}"]`);
+    await page.waitForFunction(() => document.querySelectorAll('#stats dt').length > 0);
+    await page.click('#pub-form button[type=submit]');
+    await page.waitForFunction(() => document.getElementById('message').textContent.startsWith('Published '));
+    assert.equal(page.url(), `${srv.base}/`, 'the page URL carries no credentials');
+    assert.equal(await page.locator('#auth-key').inputValue(), '', 'the form is cleared');
+    const stored = await page.evaluate(() => ({ key: sessionStorage.getItem('realtime.apiKey'), token: sessionStorage.getItem('realtime.token'),
+      local: localStorage.length }));
+    assert.deepEqual(stored, { key: KEY, token: t, local: 0 });
+    assert.equal(await page.locator('#auth-toggle').textContent(), 'Sign out');
+  });
+
+  it('stays signed in across a reload of the tab, and signing out forgets the credentials', { timeout: 20000 }, async () => {
+    await page.reload({ waitUntil: 'load' });
+    await page.waitForFunction(() => document.getElementById('message').textContent.startsWith('Subscribed to'));
+    assert.equal(await visible('#auth'), false);
+    await page.click('#auth-toggle');
+    await page.waitForFunction(() => !document.getElementById('auth').hidden);
+    assert.deepEqual(await page.evaluate(() => [sessionStorage.getItem('realtime.apiKey'), sessionStorage.getItem('realtime.token')]),
+      [null, null]);
+    assert.equal(await page.locator('#auth-toggle').textContent(), 'Sign in');
+    assert.deepEqual(pageErrors, []);
+  });
+
+  it('a token that does not verify is reported in the form', { timeout: 20000 }, async () => {
+    await page.fill('#auth-key', KEY);
+    await page.fill('#auth-token', 'not.a.jwt');
+    await page.click('#auth-form button[type=submit]');
+    await page.waitForFunction(() => !document.getElementById('auth').hidden
+      && /token may not read/.test(document.getElementById('auth-why').textContent));
   });
 });

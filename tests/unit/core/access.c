@@ -84,6 +84,11 @@ static void test_subscription_token_grants_one_channel(void **state)
     assert_true(rt_access_read(&policy, &g, S("private.room"), &why));
     assert_false(rt_access_read(&policy, &g, S("private.room2"), &why));
     assert_false(rt_access_read(&policy, &g, S("private.*"), &why));
+    assert_string_equal(why, "the token does not grant this channel");
+    /* no token (an empty grant) is told it needs one, not that its token falls short */
+    const rt_grant_t none = {0};
+    assert_false(rt_access_read(&policy, &none, S("private.room"), &why));
+    assert_string_equal(why, "this channel needs a token that grants it");
 }
 
 static void test_namespace_of_and_flags(void **state)
