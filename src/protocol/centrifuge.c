@@ -240,7 +240,8 @@ static int cmd_refresh(cf_ws_t *w, uint32_t id, const json_t *req)
     if (token == NULL || token[0] == '\0')
         return fail(w, id, RT_CF_ERR_BAD_REQUEST);
     if (!rt_token_verifier_has_keys(cf->server->tokens))
-        return RT_CF_DISC_INVALID_TOKEN;
+        return rt__cf_no_keys(cf, RT_CF_DISC_INVALID_TOKEN) == RT_CF_ERR_INTERNAL ? fail(w, id, RT_CF_ERR_INTERNAL)
+                                                                                 : RT_CF_DISC_INVALID_TOKEN;
     rt_token_claims_t cl;
     char err[128];
     int r = rt_token_verify(cf->server->tokens, token, (int64_t)time(NULL), &cl, err, sizeof(err));

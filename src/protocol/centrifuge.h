@@ -49,6 +49,7 @@ enum {
 /* Disconnect codes (section 9.3). A function returning an int code uses >= 3000 for "disconnect with this code". */
 enum {
     RT_CF_DISC_SHUTDOWN = 3001,
+    RT_CF_DISC_INTERNAL = 3004,
     RT_CF_DISC_EXPIRED = 3005,
     RT_CF_DISC_SLOW = 3008,
     RT_CF_DISC_INSUFFICIENT_STATE = 3010,
@@ -129,6 +130,11 @@ void rt__cf_init(rt_cf_t *cf, rt_conn_t *c, const rt_cf_transport_t *t, void *tr
  * the token's `channels` claim (a new array of strings, or NULL).
  */
 int rt__cf_authenticate(rt_cf_t *cf, const char *token, json_t **token_channels);
+/**
+ * The code for a token that cannot be checked because no key is loaded: while keys are to come from
+ * token_jwks_url (not fetched yet) that is temporary, RT_CF_ERR_INTERNAL (the client retries); else otherwise.
+ */
+int rt__cf_no_keys(const rt_cf_t *cf, int otherwise);
 /** Verifies a subscription token for channel: 0 (with *expire_at_ms set), a Centrifuge error code or a disconnect code. */
 int rt__cf_check_sub_token(rt_cf_t *cf, const char *channel, const char *token, int64_t *expire_at_ms);
 /** Marks cf connected: client id, presence registration. */

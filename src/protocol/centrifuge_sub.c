@@ -124,6 +124,11 @@ static bool anonymous_allowed(const rt_access_t *a)
     return a->insecure;
 }
 
+int rt__cf_no_keys(const rt_cf_t *cf, int otherwise)
+{
+    return cf->server->config->token_jwks_url != NULL ? RT_CF_ERR_INTERNAL : otherwise;
+}
+
 int rt__cf_authenticate(rt_cf_t *cf, const char *token, json_t **token_channels)
 {
     *token_channels = NULL;
@@ -134,7 +139,7 @@ int rt__cf_authenticate(rt_cf_t *cf, const char *token, json_t **token_channels)
         return 0;
     }
     if (!rt_token_verifier_has_keys(cf->server->tokens))
-        return RT_CF_DISC_INVALID_TOKEN;
+        return rt__cf_no_keys(cf, RT_CF_DISC_INVALID_TOKEN);
     rt_token_claims_t cl;
     char err[128];
     int r = rt_token_verify(cf->server->tokens, token, (int64_t)time(NULL), &cl, err, sizeof(err));
@@ -172,7 +177,7 @@ void rt__cf_connected(rt_cf_t *cf)
 int rt__cf_check_sub_token(rt_cf_t *cf, const char *channel, const char *token, int64_t *expire_at_ms)
 {
     if (!rt_token_verifier_has_keys(cf->server->tokens))
-        return RT_CF_ERR_PERMISSION_DENIED;
+        return rt__cf_no_keys(cf, RT_CF_ERR_PERMISSION_DENIED);
     rt_token_claims_t cl;
     char err[128];
     int r = rt_token_verify(cf->server->tokens, token, (int64_t)time(NULL), &cl, err, sizeof(err));

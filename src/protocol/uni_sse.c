@@ -161,7 +161,9 @@ void rt__uni_sse_accept(rt_conn_t *c, rt_http_request_t *req)
     if (auth != 0) {
         /* The stream carries the refusal: an expired token ends like an expired connection (reconnect with a new
          * token), anything else as an invalid token. */
-        int code = auth == RT_CF_ERR_TOKEN_EXPIRED ? RT_CF_DISC_EXPIRED : RT_CF_DISC_INVALID_TOKEN;
+        int code = auth == RT_CF_ERR_TOKEN_EXPIRED ? RT_CF_DISC_EXPIRED
+                   : auth == RT_CF_ERR_INTERNAL    ? RT_CF_DISC_INTERNAL /* keys not fetched yet: reconnect */
+                                                   : RT_CF_DISC_INVALID_TOKEN;
         uni_disconnect(cf, (uint16_t)code, auth == RT_CF_ERR_UNAUTHORIZED ? "unauthorized" : NULL);
         json_decref(creq);
         return;

@@ -201,6 +201,15 @@ describe('token_jwks_url (HTTPS, refreshed)', { timeout: 90000 }, () => {
         assert.match(other.logs(), why);
         assert.match(other.logs(), /no keys from it yet, retrying/);
         await refused(other, token('--key', file('ec.pem'), '--kid', 'k2', '--admin'));
+        // A Centrifuge client is told to retry (keys may come with the next fetch), not disconnected for good (3500).
+        const cf = await WsClient.connect(`${other.ws}/connection/websocket`);
+        try {
+          cf.send({ id: 1, connect: { token: token('--key', file('ec.pem'), '--kid', 'k2', '--admin') } });
+          const reply = await cf.waitFor((m) => m.id === 1);
+          assert.deepEqual(reply.error && { code: reply.error.code, temporary: reply.error.temporary }, { code: 100, temporary: true });
+        } finally {
+          cf.close();
+        }
       } finally {
         await other.stop();
       }
