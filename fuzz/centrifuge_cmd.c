@@ -17,7 +17,7 @@
  * publication offsets increase per channel (no channel's stream goes backwards: history is big enough that no
  * channel is evicted); a close frame is valid; once closed, no subscription or presence is left.
  */
-/* fuzz-sources: src/util/buf.c src/util/bytes.c src/util/clock.c src/util/error.c src/util/log.c src/util/map.c src/util/mem.c src/core/broadcaster.c src/core/access.c src/core/namespace.c src/core/channel.c src/core/event.c src/core/event_id.c src/core/filter_compile.c src/core/filter_eval.c src/core/history.c src/core/sub_index.c src/transport/ws_codec.c src/transport/utf8.c src/transport/ws_handshake.c src/protocol/centrifuge_sub.c src/protocol/centrifuge_push.c src/protocol/presence.c src/server/config.c src/net/origin.c src/core/token.c src/core/token_keys.c src/net/http.c /usr/share/llhttp/api.c /usr/share/llhttp/http.c /usr/share/llhttp/llhttp.c */
+/* fuzz-sources: src/util/buf.c src/util/bytes.c src/util/clock.c src/util/error.c src/util/log.c src/util/map.c src/util/mem.c src/core/broadcaster.c src/core/access.c src/core/namespace.c src/core/channel.c src/core/event.c src/core/event_id.c src/core/filter_compile.c src/core/filter_eval.c src/core/history.c src/core/sub_index.c src/transport/ws_codec.c src/transport/utf8.c src/transport/ws_handshake.c src/protocol/centrifuge_sub.c src/protocol/centrifuge_push.c src/protocol/presence.c src/server/config.c src/net/origin.c src/net/addr.c src/core/token.c src/core/token_keys.c src/net/http.c /usr/share/llhttp/api.c /usr/share/llhttp/http.c /usr/share/llhttp/llhttp.c */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,11 +37,12 @@ int rt_server_publish(rt_server_t *s, rt_event_t *ev, rt_event_t **existing)
     return rt_history_append(s->history, ev, existing, fake_accept_event, NULL);
 }
 
-/* The newest publication offset seen per channel. */
+/* The newest publication offset seen per channel; as many channels as max_subscriptions allows at most. */
+#define MAX_SUBS 128
 static struct {
     char channel[RT_CHANNEL_MAX + 1];
     json_int_t offset;
-} seen[RT_CF_MAX_SUBS];
+} seen[MAX_SUBS];
 static size_t n_seen;
 
 static void check_pub_offset(const char *channel, json_int_t offset)
@@ -51,7 +52,7 @@ static void check_pub_offset(const char *channel, json_int_t offset)
     while (i < n_seen && strcmp(seen[i].channel, channel) != 0)
         i++;
     if (i == n_seen) {
-        CHECK(n_seen < RT_CF_MAX_SUBS);
+        CHECK(n_seen < MAX_SUBS);
         strcpy(seen[n_seen++].channel, channel);
     } else {
         CHECK(offset > seen[i].offset);

@@ -6,10 +6,10 @@
  * argv, one argument per line, after the program name.
  *
  * Checks, besides ASan/UBSan/LSan: a refusal has a message, -2 only for argv, and a file error names the file; an
- * accepted configuration has a port in 1..65535 and at least one worker; its dump is a JSON object that, given
+ * accepted configuration has a port in 0..65535 (0: any free one) and at least one worker; its dump is a JSON object that, given
  * back as a --config file, loads and finishes and dumps to the same text (secrets stay masked).
  */
-/* fuzz-sources: src/server/config.c src/net/origin.c src/core/namespace.c src/core/access.c src/core/channel.c src/util/buf.c src/util/bytes.c src/util/clock.c src/util/error.c src/util/log.c src/util/map.c src/util/mem.c */
+/* fuzz-sources: src/server/config.c src/net/origin.c src/net/addr.c src/core/namespace.c src/core/access.c src/core/channel.c src/util/buf.c src/util/bytes.c src/util/clock.c src/util/error.c src/util/log.c src/util/map.c src/util/mem.c */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,7 +65,7 @@ static int load(rt_config_t *cfg, int argc, char **argv, char *err, size_t errle
 
 static void check_accepted(rt_config_t *cfg)
 {
-    CHECK(cfg->port >= 1 && cfg->port <= 65535 && cfg->workers >= 1 && cfg->listen != NULL);
+    CHECK(cfg->port >= 0 && cfg->port <= 65535 && cfg->workers >= 1 && cfg->listen != NULL);
     char *dump = rt_config_dump(cfg);
     json_t *j = json_loads(dump, 0, NULL);
     CHECK(json_is_object(j));

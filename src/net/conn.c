@@ -6,6 +6,7 @@
 #include "realtime/error.h"
 #include "net/conn.h"
 #include "net/http.h"
+#include "net/limits.h"
 #include "net/worker-private.h"
 #include "server/server.h"
 #include "util/mem.h"
@@ -20,6 +21,9 @@
 typedef struct st_conn_impl_t {
     uv_tcp_t tcp;
     rt_conn_t super;
+    /* Only when connections are counted per address (max_connections_per_ip): this one's count, or NULL. So a
+     * server without that limit pays nothing for it per connection. */
+    rt_admission_slot_t *slot[];
 } conn_impl_t;
 
 #define MAX_IOV 64
@@ -256,6 +260,10 @@ static void on_closed(uv_handle_t *h)
     if (c->out_count > 0)
         consume(c, c->queued_bytes);
     atomic_fetch_sub_explicit(&stats_of(c)->connections[c->kind], 1, memory_order_relaxed);
+    rt_admission_t *adm = c->worker->server->admission;
+    rt_admission_leave(adm);
+    if (rt_admission_per_address(adm) && impl->slot[0] != NULL)
+        rt_admission_leave_addr(adm, impl->slot[0]);
     free(c->outq);
     release_input(c);
     free(impl);
@@ -425,9 +433,62 @@ void rt_conn_peer(rt_conn_t *c, char *buf, size_t size)
     snprintf(buf, size, "%s:%d", ip, port);
 }
 
+/* Marks the connection over a limit: its first request is answered 429 (rt_conn_refused). */
+static void refuse(rt_conn_t *c, rt_limit_t limit)
+{
+    c->refused = (uint8_t)(limit + 1);
+    rt_server_count_limit(c->worker->server, limit);
+}
+
+/* Counts the connection against its address, the peer's; a trusted proxy's client is known at its first request. */
+static void admit_peer(rt_conn_t *c)
+{
+    rt_admission_t *adm = c->worker->server->admission;
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    rt_addr_t peer;
+    if (uv_tcp_getpeername(&impl_of(c)->tcp, (struct sockaddr *)&ss, &sl) != 0 || !rt_addr_from_sockaddr((struct sockaddr *)&ss, &peer))
+        memset(&peer, 0, sizeof(peer)); /* gone already, or not IP: counted together */
+    if (rt_admission_trusts(adm, &peer)) {
+        c->addr_pending = true;
+        return;
+    }
+    bool over;
+    impl_of(c)->slot[0] = rt_admission_enter_addr(adm, &peer, &over);
+    if (over)
+        refuse(c, RT_LIMIT_CONNECTIONS_PER_IP);
+}
+
+void rt_conn_admit_forwarded(rt_conn_t *c, const char *forwarded_for)
+{
+    if (!c->addr_pending)
+        return;
+    c->addr_pending = false;
+    rt_admission_t *adm = c->worker->server->admission;
+    size_t n_trusted;
+    const rt_cidr_t *trusted = rt_admission_trusted(adm, &n_trusted);
+    rt_addr_t client;
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    if (!rt_addr_forwarded_for(forwarded_for, trusted, n_trusted, &client) &&
+        (uv_tcp_getpeername(&impl_of(c)->tcp, (struct sockaddr *)&ss, &sl) != 0 || !rt_addr_from_sockaddr((struct sockaddr *)&ss, &client)))
+        memset(&client, 0, sizeof(client)); /* no client named: the proxy's own count */
+    bool over;
+    impl_of(c)->slot[0] = rt_admission_enter_addr(adm, &client, &over);
+    if (over)
+        refuse(c, RT_LIMIT_CONNECTIONS_PER_IP);
+}
+
+int rt_conn_refused(const rt_conn_t *c)
+{
+    return c->refused == 0 ? -1 : c->refused - 1;
+}
+
 void rt__conn_accept(rt_worker_t *w)
 {
-    conn_impl_t *impl = rt_mem_calloc(1, sizeof(*impl));
+    rt_admission_t *adm = w->server->admission;
+    bool per_addr = rt_admission_per_address(adm);
+    conn_impl_t *impl = rt_mem_calloc(1, sizeof(*impl) + (per_addr ? sizeof(impl->slot[0]) : 0));
     rt_conn_t *c = &impl->super;
     c->worker = w;
     uv_tcp_init(&w->loop, &impl->tcp);
@@ -438,6 +499,10 @@ void rt__conn_accept(rt_worker_t *w)
     uv_tcp_nodelay(&impl->tcp, 1);
     c->kind = RT_CONN_HTTP;
     atomic_fetch_add_explicit(&w->server->stats.connections[RT_CONN_HTTP], 1, memory_order_relaxed);
+    if (!rt_admission_enter(adm))
+        refuse(c, RT_LIMIT_CONNECTIONS);
+    else if (per_addr)
+        admit_peer(c);
     rt_list_insert_tail(&w->conns, &c->link);
     rt_http_start(c);
     uv_read_start((uv_stream_t *)&impl->tcp, on_alloc, on_read);

@@ -63,6 +63,8 @@ struct st_rt_conn_t {
     bool write_in_flight : 1;
     bool reading_paused : 1;
     bool out_drained : 1;     /* the output queue emptied since the last tick (conn.c: when the ring goes) */
+    bool addr_pending : 1;    /* from a trusted proxy: counted per address once its first request names the client */
+    uint8_t refused;          /* over a limit: rt_limit_t + 1 (rt_conn_refused); 0 when admitted */
     /* 96 bytes, so that with the libuv handle a connection is one 352-byte malloc chunk: it is most of what an
      * idle connection costs. Hence narrow flags, and input leftovers (rare: a read ending inside a frame) kept
      * apart, in a block hung on the handle (conn.c). */
@@ -96,6 +98,16 @@ void rt_conn_peer(rt_conn_t *c, char *buf, size_t size);
  * pays no contended atomic (summed by rt__worker_delivered for /api/stats).
  */
 void rt_conn_count_delivered(rt_conn_t *c, unsigned n);
+/**
+ * The limit (rt_limit_t, net/limits.h) the connection went over when it was accepted (max_connections, or
+ * max_connections_per_ip), or -1. Such a connection is answered 429 and closed.
+ */
+int rt_conn_refused(const rt_conn_t *c);
+/**
+ * For a connection from a trusted proxy: counts it against the client that X-Forwarded-For names (the proxy's
+ * own address when it names none). Once per connection, at its first request; a no-op otherwise.
+ */
+void rt_conn_admit_forwarded(rt_conn_t *c, const char *forwarded_for);
 /** Sets the connection kind (updates the worker's connection counts). */
 void rt_conn_set_kind(rt_conn_t *c, rt_conn_kind_t kind);
 

@@ -312,6 +312,11 @@ static int handle_command(cf_ws_t *w, const json_t *cmd)
     }
     if (method == NULL || !json_is_object(req) || w->connect_failed)
         return RT_CF_DISC_BAD_REQUEST;
+    rt_ws_rate_t rate = rt_ws_rate_take(w->ws);
+    if (rate != RT_WS_RATE_OK) {
+        rt_server_count_limit(cf->server, RT_LIMIT_COMMAND_RATE);
+        return rate == RT_WS_RATE_CUT ? RT_CF_DISC_TOO_MANY_REQUESTS : fail(w, id, RT_CF_ERR_TOO_MANY_REQUESTS);
+    }
     if (strcmp(method, "connect") == 0)
         return cf->connected ? RT_CF_DISC_BAD_REQUEST : cmd_connect(w, id, req);
     if (!cf->connected)

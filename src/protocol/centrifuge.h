@@ -26,7 +26,6 @@
 #include "protocol/presence.h"
 #include "util/buf.h"
 
-#define RT_CF_MAX_SUBS 128                 /**< channels one connection may subscribe (106 beyond) */
 #define RT_CF_EXPIRED_CLOSE_DELAY_MS 25000 /**< a connection or subscription not refreshed this long after expiry ends */
 #define RT_CF_CONNECT_TIMEOUT_MS 15000     /**< no connect command within this: close 3502 "stale" */
 
@@ -54,6 +53,7 @@ enum {
     RT_CF_DISC_SLOW = 3008,
     RT_CF_DISC_INSUFFICIENT_STATE = 3010,
     RT_CF_DISC_NO_PONG = 3012,
+    RT_CF_DISC_TOO_MANY_REQUESTS = 3013,
     RT_CF_DISC_INVALID_TOKEN = 3500,
     RT_CF_DISC_BAD_REQUEST = 3501,
     RT_CF_DISC_STALE = 3502,

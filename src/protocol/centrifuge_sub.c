@@ -53,6 +53,7 @@ const char *rt__cf_disconnect_reason(int code)
     case RT_CF_DISC_SLOW: return "slow";
     case RT_CF_DISC_INSUFFICIENT_STATE: return "insufficient state";
     case RT_CF_DISC_NO_PONG: return "no pong";
+    case RT_CF_DISC_TOO_MANY_REQUESTS: return "too many requests";
     case RT_CF_DISC_INVALID_TOKEN: return "invalid token";
     case RT_CF_DISC_BAD_REQUEST: return "bad request";
     case RT_CF_DISC_STALE: return "stale";
@@ -262,8 +263,10 @@ static int check_subscribe(rt_cf_t *cf, const char *channel, const json_t *req, 
         return RT_CF_ERR_PERMISSION_DENIED; /* `all` is not a stream: native clients only */
     if (rt__cf_find_sub(cf, channel) != NULL)
         return RT_CF_ERR_ALREADY_SUBSCRIBED;
-    if (cf->n_subs >= RT_CF_MAX_SUBS)
+    if (cf->n_subs >= cf->server->config->max_subscriptions) {
+        rt_server_count_limit(cf->server, RT_LIMIT_SUBSCRIPTIONS);
         return RT_CF_ERR_LIMIT_EXCEEDED;
+    }
     const char *token = json_string_value(json_object_get(req, "token")), *why;
     bool sub_token = token != NULL && token[0] != '\0';
     if (sub_token) {

@@ -256,8 +256,15 @@ static void subscribe(native_t *n, rt_native_sub_t *sub)
         send_error(n, sub->id, "bad_request", "subscription id \"%s\" is already in use", sub->id);
         goto Done;
     }
-    if (n->n_subs == RT_NATIVE_MAX_SUBSCRIPTIONS) {
-        send_error(n, sub->id, "limit_exceeded", "at most %d subscriptions per connection", RT_NATIVE_MAX_SUBSCRIPTIONS);
+    const rt_config_t *cfg = server->config;
+    if (n->n_subs >= cfg->max_subscriptions) {
+        rt_server_count_limit(server, RT_LIMIT_SUBSCRIPTIONS);
+        send_error(n, sub->id, "limit_exceeded", "at most %zu subscriptions per connection (max_subscriptions)", cfg->max_subscriptions);
+        goto Done;
+    }
+    if (rt_native_sub_check_size(sub, cfg->max_channels_per_subscribe, &err) != 0) {
+        rt_server_count_limit(server, RT_LIMIT_CHANNELS_PER_SUBSCRIBE);
+        send_error(n, sub->id, err.code, "%s", err.message);
         goto Done;
     }
     rt_grant_t grant = {.admin = n->admin, .subscribe = (const char *const *)n->granted};
@@ -326,6 +333,18 @@ static void unsubscribe(native_t *n, const char *id)
 static int native_on_message(rt_ws_t *ws, void *state, const char *text, size_t len)
 {
     native_t *n = state;
+    rt_ws_rate_t rate = rt_ws_rate_take(ws);
+    if (rate != RT_WS_RATE_OK) {
+        /* Refused before parsing: reading floods is the work the limit saves. */
+        const rt_config_t *cfg = server_of(n)->config;
+        rt_server_count_limit(server_of(n), RT_LIMIT_COMMAND_RATE);
+        if (rate == RT_WS_RATE_CUT)
+            rt_ws_close(ws, RT_WS_CLOSE_POLICY, "message rate limit");
+        else
+            send_error(n, NULL, "limit_exceeded", "more than %zu messages per second (client_command_rate; burst %zu): slow down",
+                       cfg->client_command_rate, cfg->client_command_burst);
+        return 0;
+    }
     json_error_t jerr;
     json_t *msg = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (msg == NULL) {

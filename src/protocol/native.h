@@ -10,8 +10,8 @@
 #include "net/http.h"
 #include "transport/ws_conn.h"
 
-/** Subscriptions one /ws connection may hold at once; one more is refused with `limit_exceeded`. */
-#define RT_NATIVE_MAX_SUBSCRIPTIONS 64
+/** The most max_subscriptions may allow a /ws connection (its counts are 8 bits); one more is `limit_exceeded`. */
+#define RT_NATIVE_MAX_SUBSCRIPTIONS 128
 
 /** The protocol, for rt_ws_accept: welcome, query subscription, subscribe/unsubscribe/ping, event delivery. */
 extern const rt_ws_protocol_t rt_native_protocol;

@@ -293,8 +293,18 @@ bool rt_native_sub_drop_resume(rt_native_sub_t *sub, const rt_access_t *a)
     return false;
 }
 
+int rt_native_sub_check_size(const rt_native_sub_t *sub, size_t max_channels, rt_native_error_t *err)
+{
+    if (sub->n_channels <= max_channels)
+        return 0;
+    return fail(err, RT_E2BIG, "limit_exceeded", "channels: %zu in one subscription, at most %zu (max_channels_per_subscribe)",
+                sub->n_channels, max_channels);
+}
+
 int rt_native_error_status(const rt_native_error_t *err)
 {
+    if (strcmp(err->code, "limit_exceeded") == 0)
+        return 429;
     if (strcmp(err->code, "unauthorized") == 0)
         return 401;
     if (strcmp(err->code, "permission_denied") == 0)

@@ -84,6 +84,8 @@ rt_grant_t rt_native_grant(const rt_token_claims_t *claims);
  * (rt_access_read). Returns 0, or RT_EPERM with code "permission_denied" naming the first refused channel.
  */
 int rt_native_sub_check_access(const rt_native_sub_t *sub, const rt_access_t *a, const rt_grant_t *g, rt_native_error_t *err);
+/** Checks the subscription's channel count against max_channels: 0, or RT_E2BIG with code "limit_exceeded". */
+int rt_native_sub_check_size(const rt_native_sub_t *sub, size_t max_channels, rt_native_error_t *err);
 
 /**
  * Drops the resume point when a channel or pattern of the subscription reaches a namespace without history: no

@@ -272,6 +272,8 @@ void rt__stats_snapshot(rt_server_t *s, rt_stats_snapshot_t *out)
     out->send_failures = atomic_load_explicit(&st->send_failures, memory_order_relaxed);
     out->queued_bytes = atomic_load_explicit(&st->queued_bytes, memory_order_relaxed);
     out->history_events = rt_history_count(s->history);
+    for (int i = 0; i < RT_LIMITS; i++)
+        out->limited[i] = atomic_load_explicit(&st->limited[i], memory_order_relaxed);
     out->uptime_s = (double)(rt_clock_mono_ms() - s->started_ms) / 1000.0;
 }
 
@@ -285,8 +287,11 @@ void rt__api_stats(rt_conn_t *c, rt_http_request_t *req)
                               (json_int_t)ss.connections[RT_CONN_UNI_SSE], "http", (json_int_t)ss.connections[RT_CONN_HTTP]);
     json_t *events = json_pack("{s:I,s:I,s:I,s:I}", "published", (json_int_t)ss.published, "delivered", (json_int_t)ss.delivered,
                                "dropped", (json_int_t)ss.dropped, "replayed", (json_int_t)ss.replayed);
-    json_t *clients = json_pack("{s:I,s:I}", "slow_disconnects", (json_int_t)ss.slow_disconnects, "send_failures",
-                                (json_int_t)ss.send_failures);
+    json_t *limited = json_object();
+    for (int i = 0; i < RT_LIMITS; i++)
+        json_object_set_new(limited, rt_limit_names[i], json_integer((json_int_t)ss.limited[i]));
+    json_t *clients = json_pack("{s:I,s:I,s:o}", "slow_disconnects", (json_int_t)ss.slow_disconnects, "send_failures",
+                                (json_int_t)ss.send_failures, "limited", limited);
     rt_http_respond_json(c, 200,
                          json_pack("{s:o,s:I,s:I,s:o,s:o,s:I,s:I,s:I}", "connections", conns, "subscriptions",
                                    (json_int_t)ss.subscriptions, "channels", (json_int_t)ss.channels, "events", events, "clients",

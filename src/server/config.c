@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include "net/addr.h"
 #include "net/origin.h"
 #include "server/config.h"
 #include "util/log.h"
@@ -120,6 +121,21 @@ static const cfg_key_t keys[] = {
      .def_help = "none (any in insecure mode)", .item_help = "origins such as https://app.example.com, https://*.example.com or *",
      .help = "web pages (by Origin) that may use the server from a browser: CORS on /events, /connection/uni_sse and "
              "/api/*, WebSocket upgrades; the server's own origin is always allowed"},
+    {"max_connections", K_COUNT, F(max_connections), 0, 100000000, .arg = "N", .def = "0",
+     .help = "connections in all, over every worker (0: up to the open-file limit); 429 limit_exceeded beyond"},
+    {"max_connections_per_ip", K_COUNT, F(max_connections_per_ip), 0, 100000000, .arg = "N", .def = "0",
+     .help = "connections from one client address (an IPv6 /64), 0 = no limit; behind a proxy see trusted_proxies"},
+    {"trusted_proxies", K_LIST, F(trusted_proxies), .item_check = rt_cidr_valid, .arg = "CIDR1,CIDR2", .def_help = "none",
+     .item_help = "addresses or networks such as 127.0.0.1, 10.0.0.0/8 or fd00::/8",
+     .help = "proxies whose X-Forwarded-For names the client address that max_connections_per_ip counts"},
+    {"max_subscriptions", K_COUNT, F(max_subscriptions), 1, 128, .arg = "N", .def = "128",
+     .help = "subscriptions one connection may hold (/ws subscribe ids, Centrifuge channels)"},
+    {"max_channels_per_subscribe", K_COUNT, F(max_channels_per_subscribe), 1, 256, .arg = "N", .def = "64",
+     .help = "channels and patterns in one subscribe (/ws, /events)"},
+    {"client_command_rate", K_COUNT, F(client_command_rate), 0, 1000000, .arg = "N", .def = "50",
+     .help = "messages per second a WebSocket client may send, on average (0 = no limit)"},
+    {"client_command_burst", K_COUNT, F(client_command_burst), 1, 1000000, .arg = "N", .def = "100",
+     .help = "messages a WebSocket client may send at once above client_command_rate"},
     {"token_secret", K_SECRET, F(token_secret), .arg = "SECRET", .def_help = "none",
      .help = "HS256/384/512 secret that client JWTs are verified with"},
     {"token_public_key", K_STRING, F(token_public_key), .arg = "FILE", .def_help = "none",

@@ -44,6 +44,13 @@ typedef struct st_rt_config_t {
     size_t n_namespaces;
     rt_strlist_t api_keys;     /**< from "api_keys": [..] or a comma-separated flag/env */
     rt_strlist_t allowed_origins; /**< Origins browsers may use the server from ("*": any); none by default */
+    size_t max_connections;    /**< 0: up to the open-file limit */
+    size_t max_connections_per_ip; /**< 0: no limit */
+    rt_strlist_t trusted_proxies; /**< CIDRs whose X-Forwarded-For names the client */
+    size_t max_subscriptions;  /**< 128 per connection */
+    size_t max_channels_per_subscribe; /**< 64 */
+    size_t client_command_rate; /**< 50 WebSocket messages/s per connection; 0: no limit */
+    size_t client_command_burst; /**< 100 */
     char *token_secret;        /**< HS256/384/512 secret for client JWTs; NULL = none */
     char *token_public_key;    /**< PEM file with the public key for RS*, PS*, ES256/384 client JWTs; NULL = none */
     char *token_jwks_file;     /**< JWK set file, keys chosen by kid; NULL = none */

@@ -45,6 +45,9 @@ void rt__api_metrics(rt_conn_t *c, rt_http_request_t *req)
     counter(&b, "realtime_events_replayed_total", "Events replayed from history on resume.", ss.replayed);
     counter(&b, "realtime_slow_disconnects_total", "Clients disconnected for falling behind.", ss.slow_disconnects);
     counter(&b, "realtime_send_failures_total", "Clients dropped after a failed send.", ss.send_failures);
+    metric(&b, "realtime_limited_total", "counter", "Refusals by limit (connections, subscriptions, command rate).");
+    for (int i = 0; i < RT_LIMITS; i++)
+        rt_buf_appendf(&b, "realtime_limited_total{limit=\"%s\"} %" PRIu64 "\n", rt_limit_names[i], ss.limited[i]);
     gauge(&b, "realtime_queued_bytes", "Bytes waiting in client output queues.", ss.queued_bytes);
     gauge(&b, "realtime_worker_queued_events", "Events waiting in the workers' queues.", (int64_t)ss.worker_queued);
     gauge(&b, "realtime_history_events", "Events held in history.", (int64_t)ss.history_events);

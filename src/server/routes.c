@@ -11,6 +11,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include "net/limits.h"
 #include "net/origin.h"
 #include "protocol/native.h"
 #include "server/api.h"
@@ -109,6 +110,7 @@ static rt_origin_verdict_t origin_of(rt_conn_t *c, const rt_http_request_t *req)
 /* Before the body: the CORS headers go on every reply to this request, a 413 for its body too. */
 static void on_head(rt_conn_t *c, rt_http_request_t *req)
 {
+    rt_conn_admit_forwarded(c, rt_http_header(req, "x-forwarded-for"));
     char allow[64];
     if (!(path_flags(rt_conn_server(c)->config->mode, req->path, allow, sizeof(allow)) & CORS))
         return;
@@ -131,8 +133,27 @@ static void preflight(rt_conn_t *c, const char *allow)
     rt_http_respond(c, 204, NULL, NULL, 0, hdr);
 }
 
+/* A connection accepted over max_connections or max_connections_per_ip: its first request gets 429, then it closes. */
+static bool refuse_over_limit(rt_conn_t *c)
+{
+    int limit = rt_conn_refused(c);
+    if (limit < 0)
+        return false;
+    const rt_config_t *cfg = rt_conn_server(c)->config;
+    if (limit == RT_LIMIT_CONNECTIONS)
+        rt__api_error(c, 429, "limit_exceeded", "Retry-After: 1\r\nConnection: close\r\n", "the server holds max_connections (%zu) connections: try again later",
+                      cfg->max_connections);
+    else
+        rt__api_error(c, 429, "limit_exceeded", "Retry-After: 1\r\nConnection: close\r\n", "too many connections from this address (max_connections_per_ip %zu)",
+                      cfg->max_connections_per_ip);
+    rt_conn_close_after_flush(c);
+    return true;
+}
+
 static void on_request(rt_conn_t *c, rt_http_request_t *req)
 {
+    if (refuse_over_limit(c))
+        return;
     rt_mode_t mode = rt_conn_server(c)->config->mode;
     char allow[64];
     unsigned flags = path_flags(mode, req->path, allow, sizeof(allow));

@@ -7,6 +7,7 @@
 #include "broker/broker.h"
 #include "net/jwks_fetch.h"
 #include "net/fdtable.h"
+#include "net/limits.h"
 #include "net/worker.h"
 #include "transport/ws_handshake.h"
 #include "server/routes.h"
@@ -78,6 +79,17 @@ int rt_server_tokens_new(const rt_config_t *cfg, rt_token_verifier_t **out, char
     return rt_token_verifier_new(&tc, out, err, errlen);
 }
 
+/* Connection limits from the configuration (trusted_proxies were checked when it was loaded). */
+static rt_admission_t *admission_new(const rt_config_t *cfg)
+{
+    rt_cidr_t *trusted = rt_mem_calloc(cfg->trusted_proxies.n + 1, sizeof(*trusted));
+    for (size_t i = 0; i < cfg->trusted_proxies.n; i++)
+        rt_cidr_parse(cfg->trusted_proxies.items[i], &trusted[i]);
+    rt_admission_t *a = rt_admission_new(cfg->max_connections, cfg->max_connections_per_ip, trusted, cfg->trusted_proxies.n);
+    free(trusted);
+    return a;
+}
+
 int rt_server_run(rt_config_t *config)
 {
     static const char *levels[] = {"error", "warn", "info", "debug"};
@@ -108,6 +120,7 @@ int rt_server_run(rt_config_t *config)
     if (config->insecure)
         RT_LOG_WARN("insecure mode: the server API needs no key, any client may read any channel (all too) and any "
                     "web page may connect; for local development only");
+    s->admission = admission_new(config);
     s->started_ms = rt_clock_mono_ms();
     rt_history_config_t hc = {.size = config->history_size, .ttl_ms = (int64_t)(config->history_ttl_s * 1000)};
     s->history = rt_history_new(&hc);
@@ -168,6 +181,7 @@ int rt_server_run(rt_config_t *config)
         rt__worker_free(s->workers[i]);
     rt_history_free(s->history);
     rt_token_verifier_free(s->tokens);
+    rt_admission_free(s->admission);
     free(s->workers);
     free(s);
     return 0;

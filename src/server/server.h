@@ -13,6 +13,7 @@
 #include "core/token.h"
 #include "net/conn.h"
 #include "net/http.h"
+#include "net/limits.h"
 #include "server/config.h"
 
 typedef struct st_rt_server_t rt_server_t;
@@ -24,12 +25,14 @@ typedef struct st_rt_server_stats_t {
     atomic_int_fast64_t connections[RT_CONN_KINDS];
     atomic_int_fast64_t subscriptions;
     atomic_int_fast64_t queued_bytes;
+    atomic_uint_fast64_t limited[RT_LIMITS]; /**< refusals by limit (rt_limit_t) */
 } rt_server_stats_t;
 
 struct st_rt_server_t {
     rt_config_t *config;
     rt_access_t access; /**< who may read what: the config's namespaces and insecure, for every protocol */
     rt_token_verifier_t *tokens; /**< client JWT keys and rules, for every protocol (rt_server_tokens_new) */
+    rt_admission_t *admission;   /**< connection counts against max_connections and max_connections_per_ip */
     rt_history_t *history;
     rt_broker_t *broker; /**< sequences published events and feeds history and workers (src/broker/broker.h) */
     rt_worker_t **workers;
@@ -63,6 +66,12 @@ int rt_server_tokens_new(const rt_config_t *cfg, rt_token_verifier_t **out, char
 
 /** Runs the server until SIGTERM/SIGINT and a graceful shutdown; returns the process exit code. */
 int rt_server_run(rt_config_t *config);
+
+/** Counts a refusal by limit l (stats.limited, /metrics). */
+static inline void rt_server_count_limit(rt_server_t *s, rt_limit_t l)
+{
+    atomic_fetch_add_explicit(&s->stats.limited[l], 1, memory_order_relaxed);
+}
 
 /** The server a connection belongs to. */
 rt_server_t *rt_conn_server(const rt_conn_t *c);

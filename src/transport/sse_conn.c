@@ -168,6 +168,11 @@ void rt_sse_accept(rt_conn_t *c, rt_http_request_t *req)
         rt_native_sub_dispose(&sub);
         return;
     }
+    if (rt_native_sub_check_size(&sub, cfg->max_channels_per_subscribe, &err) != 0) {
+        rt_server_count_limit(server, RT_LIMIT_CHANNELS_PER_SUBSCRIBE);
+        refuse(c, &sub, &err);
+        return;
+    }
     rt_token_claims_t claims;
     int refused = rt_native_check_token(server->tokens, rt_native_token(&sub, req), &claims, &err);
     rt_grant_t grant = rt_native_grant(&claims);

@@ -48,6 +48,7 @@ struct st_rt_ws_t {
     ws_partial_t *partial;  /* NULL between whole frames */
     uint32_t next_ping_ms;
     uint32_t next_tick_ms;  /* the protocol's once-a-second tick */
+    uint32_t rate_tat;      /* client message rate: when the next message is due, in RATE_UNITS_PER_MS (rt_ws_rate_take) */
     bool in_frame : 1;      /* rt_ws_msg_frame_begin ran for the frame at the head of the input */
     bool opened : 1;        /* on_open returned a state: on_close is owed */
     bool close_sent : 1;
@@ -68,6 +69,36 @@ static void make_ping_frame(void)
 static const rt_config_t *ws_config(const rt_ws_t *ws)
 {
     return rt_conn_server(ws->conn)->config;
+}
+
+/* The rate limit's clock: 1/16 ms, fine enough for rates up to 16000/s, and 32 bits of it span 3 days. */
+#define RATE_UNITS_PER_MS 16u
+
+/*
+ * GCRA (the generic cell rate algorithm): one time per connection, rate_tat, when the next message is due at the
+ * average rate. A message moves it one interval on; it may run ahead of now by the burst. Refused messages move it
+ * too, so a client that keeps sending while refused digs itself deeper, and one that keeps on for another whole
+ * burst is cut.
+ */
+rt_ws_rate_t rt_ws_rate_take(rt_ws_t *ws)
+{
+    const rt_config_t *cfg = ws_config(ws);
+    if (cfg->client_command_rate == 0)
+        return RT_WS_RATE_OK;
+    uint32_t interval = (uint32_t)(1000 * RATE_UNITS_PER_MS / cfg->client_command_rate), now;
+    if (interval == 0)
+        interval = 1;
+    uint64_t tolerance = (uint64_t)interval * (cfg->client_command_burst - 1);
+    if (tolerance > (1u << 28))
+        tolerance = 1u << 28; /* 4.6 hours: far more than any burst needs, and no 32-bit wrap below */
+    now = (uint32_t)rt_conn_now(ws->conn) * RATE_UNITS_PER_MS;
+    if ((int32_t)(now - ws->rate_tat) > 0)
+        ws->rate_tat = now;
+    int32_t ahead = (int32_t)(ws->rate_tat - now);
+    if ((uint64_t)ahead > 2 * tolerance + interval)
+        return RT_WS_RATE_CUT;
+    ws->rate_tat += interval;
+    return (uint64_t)ahead <= tolerance ? RT_WS_RATE_OK : RT_WS_RATE_REFUSED;
 }
 
 static bool time_reached(int64_t now, uint32_t t)
@@ -360,6 +391,9 @@ static void ws_on_tick(rt_conn_t *c, int64_t now)
         return;
     }
     const rt_config_t *cfg = ws_config(ws);
+    uint32_t now_units = (uint32_t)now * RATE_UNITS_PER_MS;
+    if ((int32_t)(now_units - ws->rate_tat) > 0)
+        ws->rate_tat = now_units; /* kept near now, so its 32-bit differences never wrap */
     if (ws->proto->ping_frames && cfg->heartbeat_s > 0) {
         if (c->deadline_ms != 0 && now >= c->deadline_ms) {
             rt_ws_close(ws, RT_WS_CLOSE_POLICY, "pong timeout");
@@ -492,6 +526,7 @@ int rt_ws_accept(rt_conn_t *c, const rt_http_request_t *req, const rt_ws_protoco
     int64_t now = rt_conn_now(c);
     c->deadline_ms = 0;
     ws->next_ping_ms = (uint32_t)(now + (int64_t)(ws_config(ws)->heartbeat_s * 1000));
+    ws->rate_tat = (uint32_t)now * RATE_UNITS_PER_MS;
     ws->next_tick_ms = (uint32_t)(now + 1000);
     /* req lives in the HTTP layer's state, which the switch frees: the protocol sees it before. */
     ws->state = p->on_open(ws, req);

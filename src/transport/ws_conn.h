@@ -64,6 +64,14 @@ int rt_ws_send_frame(rt_ws_t *ws, rt_bytes_t *frame);
 int rt_ws_try_send_frame(rt_ws_t *ws, rt_bytes_t *frame);
 /** Builds a complete unmasked text frame (header and payload) as new shared bytes. */
 rt_bytes_t *rt_ws_build_text_frame(const char *p, size_t len);
+typedef enum en_rt_ws_rate_t {
+    RT_WS_RATE_OK,      /**< within client_command_rate and its burst */
+    RT_WS_RATE_REFUSED, /**< over it: refuse the command (limit_exceeded), keep the connection */
+    RT_WS_RATE_CUT,     /**< still sending a whole burst after being refused: close (1008, Centrifuge 3013) */
+} rt_ws_rate_t;
+
+/** Takes one command from the connection's allowance (client_command_rate, client_command_burst). */
+rt_ws_rate_t rt_ws_rate_take(rt_ws_t *ws);
 /** Starts the close handshake: sends a close frame with code and reason, closes when the peer answers (or soon). */
 void rt_ws_close(rt_ws_t *ws, uint16_t code, const char *reason);
 /** True once the connection is ending (our close frame sent, or closing): nothing more goes out. */

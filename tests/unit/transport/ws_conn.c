@@ -600,7 +600,8 @@ static void test_auto_id_duplicate_and_limit(void **state)
     json_decref(j);
     client_text("{\"type\":\"subscribe\",\"id\":\"sub-1\",\"channels\":[\"b\"]}");
     expect_msg("error", "sub-1", "bad_request");
-    for (int i = 1; i < RT_NATIVE_MAX_SUBSCRIPTIONS; i++) {
+    config.max_subscriptions = 9;
+    for (int i = 1; i < 9; i++) {
         char msg[128];
         snprintf(msg, sizeof(msg), "{\"type\":\"subscribe\",\"id\":\"x%d\",\"channels\":[\"c%d\"]}", i, i);
         client_text(msg);
@@ -610,8 +611,55 @@ static void test_auto_id_duplicate_and_limit(void **state)
     }
     client_text("{\"type\":\"subscribe\",\"id\":\"over\",\"channels\":[\"z\"]}");
     expect_msg("error", "over", "limit_exceeded");
-    assert_int_equal(atomic_load(&server.stats.subscriptions), RT_NATIVE_MAX_SUBSCRIPTIONS);
+    assert_int_equal(atomic_load(&server.stats.subscriptions), 9);
+    assert_int_equal(atomic_load(&server.stats.limited[RT_LIMIT_SUBSCRIPTIONS]), 1);
     assert_false(rt_ws_is_closing(ws_of()));
+}
+
+static void test_channels_per_subscribe(void **state)
+{
+    config.max_channels_per_subscribe = 3;
+    open_ws("");
+    skip_welcome();
+    client_text("{\"type\":\"subscribe\",\"id\":\"four\",\"channels\":[\"a\",\"b\",\"c\",\"d\"]}");
+    expect_msg("error", "four", "limit_exceeded");
+    assert_int_equal(atomic_load(&server.stats.limited[RT_LIMIT_CHANNELS_PER_SUBSCRIBE]), 1);
+    client_text("{\"type\":\"subscribe\",\"id\":\"three\",\"channels\":[\"a\",\"b\",\"c\"]}");
+    expect_msg("subscribed", "three", NULL);
+}
+
+/* client_command_rate 10/s, burst 5: five at once pass, the sixth is refused, one more passes after a tenth of a
+ * second; a client that keeps sending through another whole burst of refusals is cut with 1008. */
+static void test_command_rate(void **state)
+{
+    config.client_command_rate = 10;
+    config.client_command_burst = 5;
+    config.heartbeat_s = 86400; /* no ping frames between the messages */
+    open_ws("");
+    skip_welcome();
+    for (int i = 0; i < 5; i++) {
+        client_text("{\"type\":\"ping\",\"id\":\"p\"}");
+        expect_msg("pong", "p", NULL);
+    }
+    client_text("{\"type\":\"ping\",\"id\":\"p\"}");
+    expect_msg("error", NULL, "limit_exceeded");
+    tick(200); /* the refused one spent its interval too */
+    client_text("{\"type\":\"ping\",\"id\":\"p\"}");
+    expect_msg("pong", "p", NULL);
+    /* waiting restores the whole burst, however long the connection was quiet */
+    tick(100000);
+    for (int i = 0; i < 5; i++) {
+        client_text("{\"type\":\"ping\",\"id\":\"p\"}");
+        expect_msg("pong", "p", NULL);
+    }
+    for (int i = 0; i < 5; i++) {
+        client_text("{\"type\":\"ping\",\"id\":\"p\"}");
+        expect_msg("error", NULL, "limit_exceeded");
+    }
+    assert_false(rt_ws_is_closing(ws_of()));
+    client_text("{\"type\":\"ping\",\"id\":\"p\"}");
+    expect_close(RT_WS_CLOSE_POLICY, "message rate limit");
+    assert_int_equal(atomic_load(&server.stats.limited[RT_LIMIT_COMMAND_RATE]), 7);
 }
 
 static void test_all_needs_permission(void **state)
@@ -875,6 +923,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_handshake_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_welcome_fractional_heartbeat, setup, teardown),
         cmocka_unit_test_setup_teardown(test_welcome, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_channels_per_subscribe, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_command_rate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ping_pong_frames, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fragments_with_control_between, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partial_input, setup, teardown),
