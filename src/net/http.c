@@ -445,7 +445,8 @@ const char *rt_http_reason(int status)
 void rt_http_respond(rt_conn_t *c, int status, const char *content_type, const char *body, size_t len, const char *extra_headers)
 {
     http_state_t *st = c->handler == &rt_http_handler ? state_of(c) : NULL;
-    bool close = st == NULL || !st->req.keep_alive || status == 400 || status == 408 || status == 413 || status == 431;
+    bool close = st == NULL || !st->req.keep_alive || status == 400 || status == 408 || status == 413 || status == 431 ||
+                 c->refused != 0; /* over a connection limit: the reply is its last */
     char head[2048], length[64] = "";
     if (status != 204) /* a 204 carries no body and so no Content-Length (RFC 9110, 8.6) */
         snprintf(length, sizeof(length), "Content-Type: %s\r\nContent-Length: %zu\r\n", content_type ? content_type : "text/plain", len);

@@ -71,7 +71,8 @@ bool rt_http_query_get(const char *query, const char *key, char *value, size_t v
 
 /**
  * Replies to the current request. extra_headers are complete "Name: value\r\n" lines or NULL. Closes after
- * the reply when the request asked to, or when status is 400/408/413/431 and the stream can't continue.
+ * the reply when the request asked to, when status is 400/408/413/431 and the stream can't continue, or when the
+ * connection is over a connection limit (rt_conn_refused).
  */
 void rt_http_respond(rt_conn_t *c, int status, const char *content_type, const char *body, size_t len,
                      const char *extra_headers);

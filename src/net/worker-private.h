@@ -28,6 +28,8 @@ struct st_rt_worker_t {
     bool stopping;
     int64_t shutdown_deadline;
     size_t queue_cap;
+    int64_t accept_warned_ms;  /* when a failed accept was last logged (rate-limited: at the descriptor cap, many) */
+    uint64_t accept_failures;  /* since then */
     _Atomic uint64_t delivered; /* written only by this worker's thread (see rt_conn_count_delivered) */
     /* Reads land here and are parsed in place; only an incomplete tail is copied to the connection. */
     char rbuf[65536];

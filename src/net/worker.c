@@ -70,11 +70,24 @@ static void on_flush_check(uv_check_t *h)
     rt__conn_flush_pending(h->data);
 }
 
+/* How often a failing accept is logged. */
+#define ACCEPT_WARN_INTERVAL_MS 10000
+
 static void on_connection(uv_stream_t *listener, int status)
 {
     rt_worker_t *w = listener->data;
     if (status < 0) {
-        RT_LOG_WARN("accept: %s", uv_strerror(status));
+        /* At the open-file limit libuv accepts and closes what waits (its reserved-descriptor trick), so the loop
+         * does not spin; say so once in a while, not once per refused client. */
+        int64_t now = (int64_t)uv_now(&w->loop);
+        w->accept_failures++;
+        if (w->accept_warned_ms == 0 || now - w->accept_warned_ms >= ACCEPT_WARN_INTERVAL_MS) {
+            RT_LOG_WARN("accept: %s (%llu times in the last %d s%s)", uv_strerror(status), (unsigned long long)w->accept_failures,
+                        ACCEPT_WARN_INTERVAL_MS / 1000,
+                        status == UV_EMFILE || status == UV_ENFILE ? "; at the open-file limit: connections over it are closed at once" : "");
+            w->accept_warned_ms = now;
+            w->accept_failures = 0;
+        }
         return;
     }
     rt__conn_accept(w);

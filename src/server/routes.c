@@ -141,13 +141,12 @@ static bool refuse_over_limit(rt_conn_t *c)
         return false;
     const rt_config_t *cfg = rt_conn_server(c)->config;
     if (limit == RT_LIMIT_CONNECTIONS)
-        rt__api_error(c, 429, "limit_exceeded", "Retry-After: 1\r\nConnection: close\r\n", "the server holds max_connections (%zu) connections: try again later",
+        rt__api_error(c, 429, "limit_exceeded", "Retry-After: 1\r\n", "the server holds max_connections (%zu) connections: try again later",
                       cfg->max_connections);
     else
-        rt__api_error(c, 429, "limit_exceeded", "Retry-After: 1\r\nConnection: close\r\n", "too many connections from this address (max_connections_per_ip %zu)",
+        rt__api_error(c, 429, "limit_exceeded", "Retry-After: 1\r\n", "too many connections from this address (max_connections_per_ip %zu)",
                       cfg->max_connections_per_ip);
-    rt_conn_close_after_flush(c);
-    return true;
+    return true; /* and the connection closes (rt_http_respond) */
 }
 
 static void on_request(rt_conn_t *c, rt_http_request_t *req)

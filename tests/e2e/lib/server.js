@@ -61,7 +61,7 @@ function flagArgs(flags) {
 }
 
 /**
- * Starts a server. opts.flags: extra flags (object or array); opts.workers (default 2); opts.env; opts.cwd;
+ * Starts a server. opts.flags: extra flags (object or array); opts.workers (default 2); opts.env; opts.cwd; opts.nofile;
  * opts.secure: start without --insecure (keys and grants enforced), as `realtime serve` runs in production; by default
  * tests that are not about authorization run in insecure mode, as `make run` does.
  * Resolves a handle {port, base, ws, apiHeaders, pid, proc, logs(), rss(), stop(opts), exited}.
@@ -89,7 +89,9 @@ async function startOn(port, opts) {
     throw new Error(`server binary not found: ${BIN} (set REALTIME_BIN or run make)`);
   const args = ['serve', '--listen', `127.0.0.1:${port}`, '--workers', String(opts.workers ?? 2),
     ...(opts.secure ? [] : ['--insecure']), ...flagArgs(opts.flags)];
-  const proc = spawn(BIN, args, {
+  // opts.nofile: the open-file limit of the server (through the shell's ulimit, then exec: the pid stays the server's).
+  const [cmd, argv] = opts.nofile ? ['bash', ['-c', `ulimit -n ${Number(opts.nofile)} && exec "$0" "$@"`, BIN, ...args]] : [BIN, args];
+  const proc = spawn(cmd, argv, {
     cwd: opts.cwd || path.resolve(__dirname, '../../..'),
     env: { ...process.env, ...(opts.env || {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
