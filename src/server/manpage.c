@@ -170,8 +170,8 @@ static void page5(FILE *out, const char *version)
     fprintf(out, ".SH EXAMPLE\n.nf\n"
                  "{\n"
                  "  \"listen\": \"127.0.0.1:8080\",\n"
-                 "  \"api_keys\": [\"REPLACE\\-WITH\\-A\\-RANDOM\\-API\\-KEY\"],\n"
-                 "  \"token_secret\": \"REPLACE\\-WITH\\-A\\-RANDOM\\-SECRET\",\n"
+                 "  \"api_keys\": [\"<replace: openssl rand \\-hex 32>\"],\n"
+                 "  \"token_secret\": \"<replace: another openssl rand \\-hex 32>\",\n"
                  "  \"namespaces\": [{\"pattern\": \"public.>\", \"anonymous\": true}],\n"
                  "  \"allowed_origins\": [\"https://app.example.com\"]\n"
                  "}\n.fi\n");
