@@ -58,7 +58,9 @@ static void page1_commands(FILE *out)
 {
     fprintf(out, ".SH COMMANDS\n");
     for (const rt_usage_cmd_t *c = rt__usage_commands; c->name != NULL; c++) {
-        fprintf(out, ".SS %s\n.nf\n", c->name);
+        fprintf(out, ".SS ");
+        roff(out, c->name);
+        fprintf(out, "\n.nf\n");
         for (size_t i = 0; c->synopsis[i] != NULL; i++) {
             fputs("\\fBrealtime\\fR ", out);
             roff(out, c->synopsis[i]);
