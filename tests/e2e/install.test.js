@@ -3,15 +3,16 @@
 // the objects `make` already built are reused: the installed files, the shared library's soname and exports,
 // examples/seed_usage.c built with `pkg-config --cflags --libs realtime` against librealtime.so and run, the man
 // pages (rendered when groff is there), the systemd unit (`systemd-analyze verify` when it is there), the example
-// configuration, and `make uninstall`.
+// configuration, the readiness messages a Type=notify unit waits for, and `make uninstall`.
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { spawnSync } = require('node:child_process');
-const { BIN } = require('./lib/server');
+const { spawn, spawnSync } = require('node:child_process');
+const { BIN, startServer } = require('./lib/server');
+const { waitFor } = require('./lib/util');
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -211,6 +212,53 @@ describe('make install', { timeout: 60000 }, () => {
     fs.writeFileSync(file, JSON.stringify(cfg));
     const c = ok(run(BIN, ['check-config', '--config', file]), 'check-config of the filled-in example');
     assert.match(c.stderr, /configuration ok/);
+  });
+
+  // What systemd does for Type=notify, played by a small C receiver on a datagram socket (node has no AF_UNIX dgram).
+  it('tells $NOTIFY_SOCKET READY=1 once it listens and STOPPING=1 on SIGTERM', async () => {
+    const src = path.join(tmp, 'notify_recv.c');
+    fs.writeFileSync(src, `#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+int main(int argc, char **argv) {
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", argv[1]);
+    int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+    struct timeval tv = {.tv_sec = 20};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) return 2;
+    printf("bound\\n"); fflush(stdout);
+    char buf[512];
+    for (;;) {
+        ssize_t n = recv(fd, buf, sizeof(buf) - 1, 0);
+        if (n < 0) return 1;
+        buf[n] = 0;
+        for (char *p = buf; *p; p++) if (*p == '\\n') *p = '|';
+        printf("%s\\n", buf); fflush(stdout);
+        if (strstr(buf, "STOPPING=1")) return 0;
+    }
+}
+`);
+    const exe = path.join(tmp, 'notify_recv');
+    ok(run('cc', ['-o', exe, src]), 'cc notify_recv');
+    const sock = path.join(tmp, 'notify.sock');
+    const recv = spawn(exe, [sock], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    recv.stdout.on('data', (d) => { out += d; });
+    const done = new Promise((resolve) => recv.on('exit', resolve));
+    try {
+      await waitFor(() => out.includes('bound\n'), { timeout: 5000, message: 'the receiver to bind' });
+      const srv = await startServer({ env: { NOTIFY_SOCKET: sock } });
+      await waitFor(() => out.includes('READY=1'), { timeout: 5000, message: 'READY=1' });
+      assert.match(out, new RegExp(`READY=1\\|STATUS=listening on 127\\.0\\.0\\.1:${srv.port}`));
+      assert.doesNotMatch(out, /STOPPING/);
+      await srv.stop();
+      assert.equal(await done, 0, `the receiver saw STOPPING=1:\n${out}`);
+    } finally {
+      recv.kill('SIGKILL');
+    }
   });
 
   it('make uninstall removes every file it installed', () => {
