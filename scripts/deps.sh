@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the build, the tests and the benchmarks need, when missing.
+# Installs the Debian packages the build, the tests and the benchmarks need, when missing (groff-base: the e2e
+# install test renders the man pages with it; systemd-analyze, from systemd, is used when present but not installed).
 # Called by `make run` and `make test`; safe to run again (it only installs what is absent).
 set -euo pipefail
 
 build_pkgs=(build-essential clang pkg-config libuv1-dev libjansson-dev node-llhttp libssl-dev
             libjwt-dev libhiredis-dev zlib1g-dev libcmocka-dev)
-test_pkgs=(nodejs npm redis-server curl valgrind chromium libclang-rt-dev)
+test_pkgs=(nodejs npm redis-server curl valgrind chromium libclang-rt-dev groff-base)
 bench_pkgs=(nginx libnginx-mod-nchan gnuplot-nox linux-perf)
 
 want=("${build_pkgs[@]}")

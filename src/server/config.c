@@ -773,20 +773,40 @@ char *rt_config_dump(const rt_config_t *cfg)
     return out;
 }
 
+bool rt_config_key_doc(size_t i, rt_config_key_doc_t *doc)
+{
+    if (i >= RT_ARRAY_SIZE(keys))
+        return false;
+    const cfg_key_t *k = &keys[i];
+    size_t j;
+    for (j = 0; k->name[j] != '\0' && j + 1 < sizeof(doc->flag); j++) {
+        doc->flag[j] = k->name[j] == '_' ? '-' : k->name[j];
+        doc->env[j] = (char)toupper((unsigned char)k->name[j]);
+    }
+    doc->flag[j] = doc->env[j] = '\0';
+    memmove(doc->env + 9, doc->env, j + 1);
+    memcpy(doc->env, "REALTIME_", 9);
+    doc->name = k->name;
+    doc->arg = k->arg;
+    doc->def = k->def != NULL ? k->def : k->def_help;
+    doc->help = k->help;
+    doc->in_file = k->type != K_FILE;
+    char msg[sizeof(doc->value) + 8];
+    if (k->type == K_NAMESPACES)
+        format(msg, sizeof(msg), "must be a JSON array of objects (in flags and env, its JSON text)");
+    else if (k->type == K_FILE)
+        format(msg, sizeof(msg), "must be a file name");
+    else
+        expectation(k, msg, sizeof(msg));
+    format(doc->value, sizeof(doc->value), "%s", strncmp(msg, "must be ", 8) == 0 ? msg + 8 : msg);
+    return true;
+}
+
 void rt_config_usage(FILE *out)
 {
-    for (size_t i = 0; i < RT_ARRAY_SIZE(keys); i++) {
-        const cfg_key_t *k = &keys[i];
-        char flag[64], env[64];
-        size_t j;
-        for (j = 0; k->name[j] != '\0'; j++) {
-            flag[j] = k->name[j] == '_' ? '-' : k->name[j];
-            env[j] = (char)toupper((unsigned char)k->name[j]);
-        }
-        flag[j] = env[j] = '\0';
-        fprintf(out, "  --%s %s  (REALTIME_%s, default %s)\n      %s\n", flag, k->arg, env, k->def != NULL ? k->def : k->def_help,
-                k->help);
-    }
+    rt_config_key_doc_t d;
+    for (size_t i = 0; rt_config_key_doc(i, &d); i++)
+        fprintf(out, "  --%s %s  (REALTIME_%s, default %s)\n      %s\n", d.flag, d.arg, d.env + 9, d.def, d.help);
 }
 
 void rt_config_free(rt_config_t *cfg)

@@ -83,6 +83,21 @@ int rt_config_finish(rt_config_t *cfg, char *err, size_t errlen);
 char *rt_config_dump(const rt_config_t *cfg);
 /** Prints one entry per key (flag, argument, meaning, env variable, default) for --help. */
 void rt_config_usage(FILE *out);
+
+/** One configuration key as `realtime serve --help` and the realtime.json(5) page describe it. */
+typedef struct st_rt_config_key_doc_t {
+    const char *name; /**< the key in the file: "max_event_bytes" */
+    char flag[64];    /**< the flag without its dashes: "max-event-bytes" */
+    char env[80];     /**< "REALTIME_MAX_EVENT_BYTES" */
+    const char *arg;  /**< the value's placeholder: "BYTES" */
+    const char *def;  /**< the default as written ("65536"), or how it is derived ("one per online CPU", "none") */
+    const char *help; /**< what the key does, one sentence */
+    char value[256];  /**< what a value must be: "a size in bytes between 256 and 67108864 (suffixes K, M, G allowed)" */
+    bool in_file;     /**< false for "config", which only a flag or the environment can set */
+} rt_config_key_doc_t;
+
+/** Fills doc for the i-th key (in --help order); false when i is past the last key. Static strings; any thread. */
+bool rt_config_key_doc(size_t i, rt_config_key_doc_t *doc);
 /** Frees what the config owns. */
 void rt_config_free(rt_config_t *cfg);
 

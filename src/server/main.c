@@ -1,5 +1,6 @@
 /*
- * The realtime binary: serve (the default), publish, token, check-config, version.
+ * The realtime binary: serve (the default), publish, token, check-config, genconfig, version, and the hidden
+ * `man 1|5`, which prints the manual pages. The help texts are in src/server/usage.c.
  * Exit codes: 0 ok, 1 runtime failure, 2 usage error.
  */
 #include <errno.h>
@@ -17,6 +18,7 @@
 #include "server/config.h"
 #include "server/genconfig.h"
 #include "server/server.h"
+#include "server/usage.h"
 #include "core/token.h"
 #include "util/buf.h"
 #include "util/mem.h"
@@ -29,73 +31,9 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 #define MAX_REPLY_BYTES (16 * 1024 * 1024)
 
-static void usage_main(FILE *out)
+static void usage(const char *cmd)
 {
-    fprintf(out, "Usage: realtime [COMMAND] [OPTIONS]\n"
-                 "\n"
-                 "Real-time event broadcasting server (WebSocket, SSE, Centrifuge protocol).\n"
-                 "\n"
-                 "Commands:\n"
-                 "  serve          run the server (the default when no command is given)\n"
-                 "  publish        publish an event to a running server\n"
-                 "  token          print a client JWT (HS256/384/512, or RS/ES with a private key)\n"
-                 "  check-config   validate the configuration and print the effective values (a config file)\n"
-                 "  genconfig      print a starter configuration with a random API key and token secret\n"
-                 "  version        print the version\n"
-                 "\n"
-                 "Run `realtime COMMAND --help` for a command's options; `realtime serve --help` lists every\n"
-                 "configuration key.\n");
-}
-
-static void usage_serve(FILE *out, const char *cmd)
-{
-    fprintf(out,
-            "Usage: realtime %s [--config FILE] [--key value ...]\n"
-            "\n"
-            "Every key can be set in the JSON file (\"max_event_bytes\": 65536), as an environment variable\n"
-            "(REALTIME_MAX_EVENT_BYTES=65536) or as a flag (--max-event-bytes 65536, --max_event_bytes=65536);\n"
-            "flag > env > file > default. Durations are seconds (suffixes ms, s, m, h allowed); sizes are bytes\n"
-            "(suffixes K, M, G allowed).\n"
-            "\n"
-            "Keys:\n",
-            cmd);
-    rt_config_usage(out);
-}
-
-static void usage_publish(FILE *out)
-{
-    fprintf(out, "Usage: realtime publish [--url URL] --type TYPE --channel CH [--channel CH ...] [--data JSON] [--id ID]\n"
-                 "                        [--api-key KEY] [--timeout SECONDS]\n"
-                 "       realtime publish [--url URL] --file EVENT.json [--api-key KEY]\n"
-                 "\n"
-                 "POSTs an event (or a {\"events\":[...]} batch from --file; - reads stdin) to URL/api/events and\n"
-                 "prints the server's JSON reply. Exit 0 on a 2xx answer, 1 otherwise.\n"
-                 "\n"
-                 "  --url URL         server base URL, http only (default $REALTIME_URL or http://127.0.0.1:8080)\n"
-                 "  --api-key KEY     sent as X-API-Key (default $REALTIME_API_KEY)\n"
-                 "  --channel CH      a channel; repeat it or separate channels with commas\n"
-                 "  --timeout SECONDS connect/send/receive timeout (default 10)\n");
-}
-
-static void usage_token(FILE *out)
-{
-    fprintf(out, "Usage: realtime token --secret SECRET --sub USER [--alg HS256|HS384|HS512] [OPTIONS]\n"
-                 "       realtime token --key PRIVATE.pem --sub USER [--alg RS256|RS384|RS512|ES256|ES384] [OPTIONS]\n"
-                 "\n"
-                 "Prints a client JWT with the claims sub, iat, exp (unless --ttl 0), admin (with --admin), channels,\n"
-                 "subscribe, info, channel (a subscription token), aud and iss.\n"
-                 "\n"
-                 "  --secret SECRET   HMAC secret (default $REALTIME_TOKEN_SECRET)\n"
-                 "  --key FILE        PEM private key (RSA, or EC on P-256/P-384) to sign with instead\n"
-                 "  --alg ALG         algorithm (default HS256 with a secret; RS256, ES256 or ES384 by the key)\n"
-                 "  --kid KID         key id in the header, for servers that verify with a JWK set\n"
-                 "  --ttl SECONDS     lifetime (default 3600; 0: no exp claim)\n"
-                 "  --admin           the admin claim: every channel, all included\n"
-                 "  --subscribe a,b   channels and patterns the token may read (incidents.*, timeline.>)\n"
-                 "  --channels a,b    Centrifuge server-side subscriptions (also readable)\n"
-                 "  --channel CH      make it a Centrifuge subscription token for CH\n"
-                 "  --info JSON       the info claim (Centrifuge connection info)\n"
-                 "  --aud AUD, --iss ISS  the aud and iss claims (see token_audience, token_issuer)\n");
+    rt__usage_command(stdout, rt__usage_find(cmd));
 }
 
 static bool wants_help(int argc, char **argv)
@@ -145,7 +83,7 @@ static int match_opt(int argc, char **argv, int *i, const char *name, const char
 static int cmd_serve(int argc, char **argv, bool check_only)
 {
     if (wants_help(argc, argv)) {
-        usage_serve(stdout, check_only ? "check-config" : "serve");
+        usage(check_only ? "check-config" : "serve");
         return EXIT_OK;
     }
     rt_config_t cfg;
@@ -209,7 +147,7 @@ static char *read_key_file(const char *path)
 static int cmd_token(int argc, char **argv)
 {
     if (wants_help(argc, argv)) {
-        usage_token(stdout);
+        usage("token");
         return EXIT_OK;
     }
     const char *secret = getenv("REALTIME_TOKEN_SECRET"), *key_file = NULL, *sub = NULL, *ttl = "3600", *channels = NULL,
@@ -520,7 +458,7 @@ static void add_channels(json_t *arr, const char *list)
 static int cmd_publish(int argc, char **argv)
 {
     if (wants_help(argc, argv)) {
-        usage_publish(stdout);
+        usage("publish");
         return EXIT_OK;
     }
     const char *url = getenv("REALTIME_URL"), *key = getenv("REALTIME_API_KEY"), *type = NULL, *data = NULL, *id = NULL,
@@ -590,7 +528,7 @@ int main(int argc, char **argv)
     const char *cmd = argc > 1 ? argv[1] : NULL;
     if (cmd == NULL || cmd[0] == '-') {
         if (cmd != NULL && (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0)) {
-            usage_main(stdout);
+            rt__usage_main(stdout);
             return EXIT_OK;
         }
         if (cmd != NULL && strcmp(cmd, "--version") == 0) {
@@ -610,9 +548,7 @@ int main(int argc, char **argv)
         return cmd_token(argc, argv);
     if (strcmp(cmd, "genconfig") == 0) {
         if (wants_help(argc, argv)) {
-            printf("Usage: realtime genconfig > realtime.json\n\nPrints a starter configuration: a random API key and "
-                   "token secret, one anonymous example\nnamespace (public.>) and an allowed origin. Edit it, then run "
-                   "`realtime serve --config realtime.json`.\n");
+            usage("genconfig");
             return EXIT_OK;
         }
         if (argc != 0)
@@ -625,7 +561,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "version") == 0) {
         if (wants_help(argc, argv)) {
-            printf("Usage: realtime version\n");
+            usage("version");
             return EXIT_OK;
         }
         if (argc != 0)
@@ -633,8 +569,14 @@ int main(int argc, char **argv)
         printf("realtime %s\n", RT_VERSION);
         return EXIT_OK;
     }
+    /* Hidden: the manual pages, from the same tables as --help (make writes them, make install installs them). */
+    if (strcmp(cmd, "man") == 0) {
+        if (argc != 1 || rt__manpage(stdout, argv[0], RT_VERSION) != 0)
+            return usage_error("man: expected a section, 1 or 5");
+        return EXIT_OK;
+    }
     if (strcmp(cmd, "help") == 0) {
-        usage_main(stdout);
+        rt__usage_main(stdout);
         return EXIT_OK;
     }
     usage_error("unknown command \"%s\" (see realtime --help)", cmd);

@@ -10,6 +10,7 @@
 #include "net/limits.h"
 #include "net/worker.h"
 #include "transport/ws_handshake.h"
+#include "server/notify.h"
 #include "server/routes.h"
 #include "server/server.h"
 #include "util/clock.h"
@@ -49,6 +50,7 @@ static void on_signal(uv_signal_t *h, int signum)
     if (atomic_exchange(&s->stopping, true))
         return;
     RT_LOG_INFO("%s: shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    rt__notify("STOPPING=1");
     for (unsigned i = 0; i < s->n_workers; i++)
         rt__worker_stop(s->workers[i]);
     uv_signal_stop(&sc->sigint);
@@ -163,6 +165,12 @@ int rt_server_run(rt_config_t *config)
         RT_LOG_ERR("broker %s failed to start", s->broker->ops->name);
         return 1;
     }
+    /* Type=notify: systemd starts what depends on us once the listeners are bound and the broker runs. */
+    char status[160];
+    snprintf(status, sizeof(status), "READY=1\nSTATUS=listening on %s:%d", config->host, config->port);
+    int nret = rt__notify(status);
+    if (nret < 0)
+        RT_LOG_WARN("NOTIFY_SOCKET: cannot notify systemd: %s", strerror(-nret));
 
     uv_run(&loop, UV_RUN_DEFAULT);
 

@@ -554,6 +554,34 @@ static void test_usage(void **state)
     free(text);
 }
 
+/* The rows behind --help also feed realtime.json(5): names, flag and env spellings, what a value must be. */
+static void test_key_doc(void **state)
+{
+    rt_config_key_doc_t d;
+    size_t n = 0, found = 0;
+    for (; rt_config_key_doc(n, &d); n++) {
+        assert_non_null(d.help);
+        assert_non_null(d.def);
+        assert_true(strncmp(d.env, "REALTIME_", 9) == 0);
+        if (strcmp(d.name, "max_event_bytes") == 0) {
+            found++;
+            assert_string_equal(d.flag, "max-event-bytes");
+            assert_string_equal(d.env, "REALTIME_MAX_EVENT_BYTES");
+            assert_string_equal(d.def, "65536");
+            assert_string_equal(d.value, "a size in bytes between 256 and 67108864 (suffixes K, M, G allowed)");
+            assert_true(d.in_file);
+        } else if (strcmp(d.name, "config") == 0) {
+            found++;
+            assert_false(d.in_file);
+        } else if (strcmp(d.name, "mode") == 0) {
+            found++;
+            assert_string_equal(d.value, "one of hybrid, websocket, centrifuge");
+        }
+    }
+    assert_int_equal(found, 3);
+    assert_false(rt_config_key_doc(n, &d));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -571,6 +599,7 @@ int main(void)
         cmocka_unit_test_setup(test_dump_masks_secrets, clear_env),
         cmocka_unit_test_setup(test_dump_loads_back, clear_env),
         cmocka_unit_test_setup(test_usage, clear_env),
+        cmocka_unit_test_setup(test_key_doc, clear_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
