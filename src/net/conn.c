@@ -136,6 +136,9 @@ static size_t gather(rt_conn_t *c, uv_buf_t *iov, size_t *total)
 }
 
 static void flush(rt_conn_t *c);
+static void linger(rt_conn_t *c);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
 static void release_ring(rt_conn_t *c)
 {
@@ -203,7 +206,7 @@ static void flush(rt_conn_t *c)
         return;
     }
     if (c->close_after_flush) {
-        rt_conn_close(c);
+        linger(c);
         return;
     }
     /* The first time the queue empties after a tick, the ring goes at once: most connections get a burst (the
@@ -288,16 +291,106 @@ void rt_conn_close(rt_conn_t *c)
     uv_close((uv_handle_t *)&impl_of(c)->tcp, on_closed);
 }
 
+/*
+ * The close happens in flush(), once the queue is empty: also when it is empty already, so that lingering, which
+ * releases the handler's state, never starts inside one of the handler's own callbacks.
+ */
 void rt_conn_close_after_flush(rt_conn_t *c)
 {
-    if (c->closing)
+    if (c->closing || c->close_after_flush)
         return;
     c->close_after_flush = true;
     rt_conn_pause_reading(c, true);
-    if (c->out_count == 0)
+    schedule_flush(c);
+}
+
+/*
+ * Lingering close (nginx's lingering_close). Closing a socket whose receive queue still holds data makes the
+ * kernel answer with a reset instead of a FIN, and a reset destroys whatever of our last reply the peer has not
+ * read yet: a client still sending a 2 MiB body gets ECONNRESET instead of the 413, a WebSocket client still
+ * sending an oversized message never sees the close frame 1009. So once the last byte is written, the connection
+ * shuts down its sending side (the FIN goes out behind the reply), then reads and drops input until the peer
+ * closes (EOF) or lingering_timeout passes, and only then closes. Past lingering_bytes it reads no more but still
+ * waits for the deadline: the peer's writes then block instead of failing, so it can read our reply.
+ *
+ * While lingering the connection runs linger_handler: the handler it had is done (its on_close runs when
+ * lingering starts, so subscriptions and protocol state go at once) and sees none of the dropped input.
+ * Nothing more is written (close_after_flush stays set, so rt_conn_send queues nothing). Graceful shutdown closes
+ * lingering connections at once. The time bound is checked on every read and on the worker's tick.
+ */
+typedef struct st_linger_t {
+    size_t bytes_left;
+} linger_t;
+
+static ssize_t linger_on_data(rt_conn_t *c, const char *buf, size_t len)
+{
+    linger_t *l = c->proto;
+    if (rt_conn_now(c) >= c->deadline_ms) {
         rt_conn_close(c);
-    else
-        schedule_flush(c);
+        return -1;
+    }
+    if (len > l->bytes_left) {
+        /* Closing now would reset a peer that is still sending, and a client whose write fails first may never
+         * read our reply (node does that): so nothing more is read, and the deadline closes the connection. */
+        RT_LOG_DEBUG("lingering: %zu bytes dropped, reading no more", c->worker->server->config->lingering_bytes);
+        l->bytes_left = 0;
+        c->reading_paused = true;
+        uv_read_stop((uv_stream_t *)&impl_of(c)->tcp);
+        return (ssize_t)len;
+    }
+    l->bytes_left -= len;
+    return (ssize_t)len;
+}
+
+static void linger_on_tick(rt_conn_t *c, int64_t now_ms)
+{
+    if (now_ms >= c->deadline_ms)
+        rt_conn_close(c);
+}
+
+static void linger_on_shutdown(rt_conn_t *c)
+{
+    rt_conn_close(c);
+}
+
+static void linger_on_close(rt_conn_t *c)
+{
+    free(c->proto);
+}
+
+static const rt_conn_handler_t linger_handler = {
+    .on_data = linger_on_data,
+    .on_tick = linger_on_tick,
+    .on_shutdown = linger_on_shutdown,
+    .on_close = linger_on_close,
+    /* no on_eof: the peer closed its side, so the connection closes */
+};
+
+/* The last byte of a closing connection is written: linger, or close when lingering is off or impossible. */
+static void linger(rt_conn_t *c)
+{
+    const rt_config_t *cfg = c->worker->server->config;
+    uv_stream_t *stream = (uv_stream_t *)&impl_of(c)->tcp;
+    uv_os_fd_t fd;
+    if (c->handler == &linger_handler)
+        return;
+    if (cfg->lingering_timeout_s <= 0 || cfg->lingering_bytes == 0 || uv_fileno((uv_handle_t *)stream, &fd) != 0 ||
+        shutdown(fd, SHUT_WR) != 0) {
+        rt_conn_close(c);
+        return;
+    }
+    if (c->handler->on_close != NULL)
+        c->handler->on_close(c);
+    release_input(c); /* the rest of a request or frame that will never be handled */
+    linger_t *l = rt_mem_alloc(sizeof(*l));
+    l->bytes_left = cfg->lingering_bytes;
+    c->handler = &linger_handler;
+    c->proto = l;
+    c->deadline_ms = rt_conn_now(c) + (int64_t)(cfg->lingering_timeout_s * 1000);
+    c->reading_paused = false;
+    /* Fails when the peer's EOF was read already: then there is nothing to wait for. */
+    if (uv_read_start(stream, on_alloc, on_read) != 0)
+        rt_conn_close(c);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)

@@ -80,7 +80,13 @@ int rt_conn_send(rt_conn_t *c, rt_bytes_t *b, bool force);
 void rt_conn_send_copy(rt_conn_t *c, const void *p, size_t len);
 /** Closes now: queued output is dropped. Safe to call more than once. */
 void rt_conn_close(rt_conn_t *c);
-/** Closes once queued output is written (or at once when nothing is queued). */
+/**
+ * Ends the connection once queued output is written (also when nothing is queued: after the current callback).
+ * Reading stops now and nothing more is queued. Then the connection lingers (conn.c): its write side is shut
+ * down and input is read and dropped until the peer closes or lingering_timeout passes (at most lingering_bytes
+ * of it), so that a peer still sending gets the reply rather than a reset. The handler's on_close runs when
+ * lingering starts; no other handler callback runs after the flush.
+ */
 void rt_conn_close_after_flush(rt_conn_t *c);
 /** Stops/resumes reading from the peer (back-pressure for pipelined requests). */
 void rt_conn_pause_reading(rt_conn_t *c, bool pause);

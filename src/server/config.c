@@ -108,6 +108,12 @@ static const cfg_key_t keys[] = {
      .help = "a request's headers must arrive within this"},
     {"idle_timeout", K_SECONDS, F(idle_timeout_s), 0.01, DAY, .arg = "SECONDS", .def = "60",
      .help = "idle keep-alive HTTP connections are closed after this"},
+    {"lingering_timeout", K_SECONDS, F(lingering_timeout_s), 0, 3600, .arg = "SECONDS", .def = "2",
+     .help = "after a reply that ends a connection, input is still read and dropped this long so the reply is not lost "
+             "to a reset (0: close at once)"},
+    {"lingering_bytes", K_BYTES, F(lingering_bytes), 0, 1024 * MIB, .arg = "BYTES", .def = "1048576",
+     .help = "most input read and dropped while lingering; past it nothing more is read until lingering_timeout "
+             "closes (0: close at once)"},
     {"shutdown_timeout", K_SECONDS, F(shutdown_timeout_s), 0, DAY, .arg = "SECONDS", .def = "10",
      .help = "graceful shutdown deadline on SIGTERM/SIGINT"},
     {"insecure", K_BOOL, F(insecure), .arg = "BOOL", .def = "false",

@@ -38,6 +38,8 @@ typedef struct st_rt_config_t {
     size_t max_header_bytes;   /**< 16384: request line + headers, else 431 */
     double header_timeout_s;   /**< 10: a request's headers must arrive within it */
     double idle_timeout_s;     /**< 60: keep-alive connections idle this long are closed */
+    double lingering_timeout_s; /**< 2: input read and dropped this long after a closing reply (0: off) */
+    size_t lingering_bytes;    /**< 1 MiB: at most this much of it (0: off) */
     double shutdown_timeout_s; /**< 10: graceful shutdown deadline */
     bool insecure;             /**< development mode: API without key, every read allowed, any Origin */
     rt_namespace_t *namespaces; /**< from "namespaces": channel options by pattern, first match wins */

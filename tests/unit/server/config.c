@@ -77,6 +77,8 @@ static void test_defaults(void **state)
     assert_int_equal(c.client_queue_bytes, 1048576);
     assert_int_equal(c.max_header_bytes, 16384);
     assert_true(c.header_timeout_s == 10 && c.idle_timeout_s == 60 && c.shutdown_timeout_s == 10);
+    assert_true(c.lingering_timeout_s == 2);
+    assert_int_equal(c.lingering_bytes, 1048576);
     assert_null(c.api_keys.items);
     assert_int_equal(c.api_keys.n, 0);
     assert_null(c.token_secret);
@@ -168,6 +170,18 @@ static void test_flag_forms(void **state)
     assert_int_equal(c.max_event_bytes, 65536);
     assert_int_equal(rt_config_finish(&c, errbuf, sizeof(errbuf)), 0);
     assert_int_equal(c.workers, 7);
+    rt_config_free(&c);
+
+    /* lingering: units, and 0 (off) allowed for both */
+    rt_config_defaults(&c);
+    assert_int_equal(LOAD(&c, errbuf, "--lingering-timeout", "500ms", "--lingering-bytes", "256K"), 0);
+    assert_true(c.lingering_timeout_s == 0.5);
+    assert_int_equal(c.lingering_bytes, 256 * 1024);
+    assert_int_equal(LOAD(&c, errbuf, "--lingering-timeout", "0", "--lingering-bytes", "0"), 0);
+    assert_true(c.lingering_timeout_s == 0);
+    assert_int_equal(c.lingering_bytes, 0);
+    assert_int_equal(LOAD(&c, errbuf, "--lingering-timeout", "2h"), -2);
+    assert_non_null(strstr(errbuf, "--lingering-timeout"));
     rt_config_free(&c);
 }
 
