@@ -14,7 +14,7 @@ const net = require('node:net');
 const { Centrifuge } = require('centrifuge');
 const WebSocket = require('ws');
 const { startServer } = require('./lib/server');
-const { publishOk, request } = require('./lib/http');
+const { publish, publishOk, request } = require('./lib/http');
 const { WsClient } = require('./lib/ws');
 const { SseClient } = require('./lib/sse');
 const { sleep, uniq, waitFor, withTimeout } = require('./lib/util');
@@ -44,8 +44,12 @@ describe('connection limits', { timeout: 60000 }, () => {
       assert.equal(r.headers['retry-after'], '1');
       // a publish needs a connection too: free one first, then every stream still open gets the event
       streams.shift().close();
-      await waitFor(async () => (await request(srv.port, { path: '/healthz' })).status === 200, { message: 'a free slot' });
-      const { id } = await publishOk(srv, ev(ch));
+      let id; // the slot frees once the server sees the close (a refused connection's lingers a moment too)
+      await waitFor(async () => {
+        const r = await publish(srv, ev(ch));
+        id = r.status === 200 ? r.json.id : undefined;
+        return id;
+      }, { message: 'a publish through the freed slot' });
       for (const s of streams)
         await s.waitFor((m) => m.id === id);
       assert.ok(await limited(srv, 'max_connections_per_ip') >= 1);
