@@ -26,6 +26,7 @@ struct st_rt_worker_t {
     bool in_read;
     pthread_t thread;
     bool stopping;
+    unsigned holds; /* rt__worker_hold: outstanding work whose completion is a task on this loop */
     int64_t shutdown_deadline;
     size_t queue_cap;
     _Atomic uint64_t delivered; /* written only by this worker's thread (see rt_conn_count_delivered) */
