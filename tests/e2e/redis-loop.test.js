@@ -11,6 +11,7 @@ const { spawn } = require('node:child_process');
 const net = require('node:net');
 const { startServer, pickPort } = require('./lib/server');
 const { request, publish } = require('./lib/http');
+const WebSocket = require('ws');
 const { WsClient } = require('./lib/ws');
 const { uniq, sleep, waitFor, withTimeout } = require('./lib/util');
 
@@ -137,7 +138,10 @@ describe('redis broker: publishing does not block the loop', { timeout: 60000 },
     const redisPort = await pickPort();
     redis = await startRedis(redisPort);
     proxy = await startDelayProxy(redisPort, DELAY_MS);
-    node = await startServer({ workers: 1, flags: { broker: 'redis', redisUrl: `redis://127.0.0.1:${proxy.port}` } });
+    node = await startServer({ workers: 1, flags: {
+      broker: 'redis', redisUrl: `redis://127.0.0.1:${proxy.port}`,
+      namespaces: JSON.stringify([{ pattern: 'cpub.>', client_publish: true }]),
+    } });
     await waitFor(async () => (await request(node.port, { path: '/readyz', timeout: 2000 })).status === 200,
       { timeout: 10000, message: 'node ready' });
   });
@@ -265,6 +269,41 @@ describe('redis broker: publishing does not block the loop', { timeout: 60000 },
       const got = sub.events();
       for (let i = 1; i < got.length; i++)
         assert.ok(got[i].seq > got[i - 1].seq);
+    } finally {
+      sub.close();
+    }
+  });
+
+  it('answers a Centrifuge client publish once Redis has it, and drops the answer of a client that left', async () => {
+    const ch = `cpub.${uniq('c')}`;
+    const sub = await WsClient.connect(`${node.ws}/ws?channels=${ch}`);
+    const open = () => new Promise((resolve, reject) => {
+      const ws = new WebSocket(`${node.ws}/connection/websocket`);
+      const msgs = [];
+      ws.on('message', (d) => msgs.push(JSON.parse(d.toString())));
+      ws.once('open', () => resolve({ ws, msgs }));
+      ws.once('error', reject);
+    });
+    try {
+      await sub.waitType('subscribed');
+      const a = await open();
+      a.ws.send(JSON.stringify({ id: 1, connect: {} }));
+      await waitFor(() => a.msgs.find((m) => m.id === 1), { message: 'connect reply' });
+      const t0 = Date.now();
+      a.ws.send(JSON.stringify({ id: 2, publish: { channel: ch, data: { n: 1 } } }));
+      const rep = await waitFor(() => a.msgs.find((m) => m.id === 2), { message: 'publish reply' });
+      assert.deepEqual(rep, { id: 2, publish: {} });
+      assert.ok(Date.now() - t0 >= 2 * DELAY_MS, 'answered after Redis');
+      // Another client publishes and leaves at once: its answer has nobody to go to; the event goes out.
+      const b = await open();
+      b.ws.send(JSON.stringify({ id: 1, connect: {} }));
+      await waitFor(() => b.msgs.find((m) => m.id === 1), { message: 'connect reply' });
+      b.ws.send(JSON.stringify({ id: 2, publish: { channel: ch, data: { n: 2 } } }));
+      setTimeout(() => b.ws.terminate(), 10);
+      await sub.waitEvents(2, { timeout: 5000 });
+      assert.deepEqual(sub.events().map((e) => e.data), [{ n: 1 }, { n: 2 }]);
+      a.ws.close();
+      assert.equal((await request(node.port, { path: '/healthz' })).status, 200);
     } finally {
       sub.close();
     }
