@@ -11,7 +11,7 @@ const { spawn } = require('node:child_process');
 const net = require('node:net');
 const { startServer, pickPort } = require('./lib/server');
 const { startDelayProxy } = require('./lib/proxy');
-const { request, publish } = require('./lib/http');
+const { request, publish, rawExchange, parseResponses } = require('./lib/http');
 const WebSocket = require('ws');
 const { WsClient } = require('./lib/ws');
 const { uniq, sleep, waitFor, withTimeout } = require('./lib/util');
@@ -274,5 +274,20 @@ describe('redis broker: publishing does not block the loop', { timeout: 60000 },
     } finally {
       sub.close();
     }
+  });
+
+  it('answers pipelined publishes in order, each after the one before it is answered', async () => {
+    const ch = uniq('pipe');
+    const one = (i) => {
+      const b = JSON.stringify({ id: `${ch}-${i}`, type: 'incident.updated', channels: [ch] });
+      return `POST /api/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(b)}\r\n\r\n${b}`;
+    };
+    const got = await rawExchange(node.port, [`${one(0)}${one(1)}${one(2)}GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`],
+      { timeout: 5000 });
+    const rs = parseResponses(got.data).responses;
+    assert.deepEqual(rs.map((r) => r.status), [200, 200, 200, 200]);
+    const ans = rs.slice(0, 3).map((r) => JSON.parse(r.body.toString()));
+    assert.deepEqual(ans.map((a) => a.id), [0, 1, 2].map((i) => `${ch}-${i}`));
+    assert.ok(ans[0].seq < ans[1].seq && ans[1].seq < ans[2].seq);
   });
 });
