@@ -21,6 +21,14 @@
 
 typedef struct st_rt_server_t rt_server_t;
 typedef struct st_rt_broker_t rt_broker_t;
+typedef struct st_rt_worker_t rt_worker_t;
+
+/**
+ * Completion of an asynchronous publish, on the worker given to publish_async: status 0 (ev is accepted: seq,
+ * offsets), RT_EEXIST with existing (a reference the callee now owns: the original, accepted event) or RT_EAGAIN
+ * (nothing was published; existing is NULL). Called exactly once, maybe before publish_async returns.
+ */
+typedef void (*rt_broker_publish_cb)(void *ctx, int status, rt_event_t *existing);
 
 typedef struct st_rt_broker_ops_t {
     const char *name;
@@ -35,6 +43,13 @@ typedef struct st_rt_broker_ops_t {
      * Any thread (workers call it from their loops).
      */
     int (*publish)(rt_broker_t *b, rt_event_t *ev, rt_event_t **existing);
+    /**
+     * Publishes ev like publish, without blocking the caller: cb(ctx, …) runs later on worker w's thread, once the
+     * event is sequenced and this node has applied it (or the broker gave up). The broker holds a reference to ev
+     * until then and keeps w's loop running (rt__worker_hold) while the publish is outstanding, so cb always runs.
+     * On w's thread. NULL when the broker has none: rt_server_publish_async then calls publish and cb at once.
+     */
+    void (*publish_async)(rt_broker_t *b, rt_worker_t *w, rt_event_t *ev, rt_broker_publish_cb cb, void *ctx);
     /** True while publishing can succeed and live events flow (for /readyz). Any thread. */
     bool (*ready)(rt_broker_t *b);
     /** Frees the broker (after stop, once no thread can publish). */

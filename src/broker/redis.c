@@ -1,10 +1,9 @@
 /*
  * The redis broker: Redis sequences events and keeps the durable stream; every node replicates it.
  *
- * Publishing (any worker thread): one EVALSHA of the publish script (redis_script.c) on a blocking connection
- * taken from a pool (one per concurrent publisher, created lazily; a loopback round trip is ~100 us), which
- * returns the seq and offsets. The publisher then waits, bounded, until its own node has applied that seq, so a
- * client reading history from the node it just published to sees the event (read-your-writes).
+ * Publishing (redis_publish.c): one EVALSHA of the publish script (redis_script.c) per event, pipelined on the
+ * publisher loop's connection; the publish completes on its worker once this node has applied the seq it got
+ * (read-your-writes), so no worker's loop ever waits for Redis.
  *
  * Delivery (one subscriber thread per node, the publisher's node included): SUBSCRIBE to the fan-out channel
  * first, then backfill from the stream (XRANGE from the next seq) while the fan-out messages wait in the socket,
@@ -33,7 +32,7 @@
 #include <openssl/evp.h>
 #include "realtime/error.h"
 #include "broker/broker.h"
-#include "broker/redis-private.h"
+#include "broker/redis-broker.h"
 #include "net/worker.h"
 #include "server/server.h"
 #include "util/clock.h"
@@ -44,41 +43,14 @@
 
 #define CONNECT_TIMEOUT_MS 500
 #define COMMAND_TIMEOUT_MS 1000
-#define APPLY_WAIT_MS 1000
 #define IDLE_CHECK_MS 1000
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
 #define BACKFILL_PAGE 100
 
-enum { K_EPOCH, K_SEQ, K_OFFSETS, K_STREAM, K_IDS, K_IDQ, K_COUNT };
-static const char *const key_names[K_COUNT] = {"epoch", "seq", "offsets", "stream", "ids", "idq"};
+static const char *const key_names[RT__REDIS_K_COUNT] = {"epoch", "seq", "offsets", "stream", "ids", "idq"};
 
-typedef struct st_pooled_t {
-    redisContext *c;
-    struct st_pooled_t *next;
-} pooled_t;
-
-typedef struct st_redis_broker_t {
-    rt_broker_t super;
-    rt__redis_url_t url;
-    char keys[K_COUNT][32];
-    char fanout[32];
-    char sha[41];
-    char ttl_ms[24], size[24];
-    size_t max_msg;
-    pthread_mutex_t pool_mutex;
-    pooled_t *pool;
-    pthread_t thread;
-    bool thread_started;
-    int wake_fd;
-    atomic_bool stopping, ready;
-    /* The replica's position: written by the subscriber thread under mutex, awaited by publishers. */
-    pthread_mutex_t mutex;
-    pthread_cond_t cond;
-    char epoch[RT__REDIS_EPOCH_MAX + 1];
-    uint64_t applied;
-    char last_error[128]; /* subscriber thread only: the last connection error, logged once per change */
-} redis_broker_t;
+typedef rt__redis_broker_t redis_broker_t;
 
 static void random_hex(char *out, size_t n)
 {
@@ -139,165 +111,38 @@ static redisContext *connect_redis(redis_broker_t *r, char *err, size_t errlen)
     return c;
 }
 
-/* Runs a script with the broker's keys and extra ARGV after the candidate epoch and seq floor. */
-static redisReply *run_script(redis_broker_t *r, redisContext *c, const char *script, const char *sha, int n_extra,
-                              const char **extra, const size_t *extra_lens)
+int rt__redis_script_args(redis_broker_t *r, const char *script, const char *sha, int n_extra, const char **extra,
+                          const size_t *extra_lens, rt__redis_script_buf_t *buf, const char **argv, size_t *lens)
 {
-    const char *argv[3 + K_COUNT + 2 + 9 + RT_EVENT_MAX_CHANNELS];
-    size_t lens[sizeof(argv) / sizeof(argv[0])];
-    char epoch[9], floor[24];
-    random_hex(epoch, 8);
+    random_hex(buf->epoch, 8);
     pthread_mutex_lock(&r->mutex);
-    snprintf(floor, sizeof(floor), "%llu", (unsigned long long)r->applied);
+    snprintf(buf->floor, sizeof(buf->floor), "%llu", (unsigned long long)r->applied);
     pthread_mutex_unlock(&r->mutex);
     int n = 0;
     argv[n++] = sha != NULL ? "EVALSHA" : "EVAL";
     argv[n++] = sha != NULL ? sha : script;
     argv[n++] = "6";
-    for (int i = 0; i < K_COUNT; i++)
+    for (int i = 0; i < RT__REDIS_K_COUNT; i++)
         argv[n++] = r->keys[i];
-    argv[n++] = epoch;
-    argv[n++] = floor;
+    argv[n++] = buf->epoch;
+    argv[n++] = buf->floor;
     for (int i = 0; i < n; i++)
         lens[i] = strlen(argv[i]);
     for (int i = 0; i < n_extra; i++, n++) {
         argv[n] = extra[i];
         lens[n] = extra_lens[i];
     }
-    redisReply *rep = command(c, n, argv, lens);
-    if (sha != NULL && rep != NULL && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0) {
-        /* Redis restarted or flushed its script cache: EVAL sends the text and caches it again. */
-        freeReplyObject(rep);
-        argv[0] = "EVAL";
-        argv[1] = script;
-        lens[0] = 4;
-        lens[1] = strlen(script);
-        rep = command(c, n, argv, lens);
-    }
-    return rep;
+    return n;
 }
 
-/* ---- publishing (worker threads) ---- */
-
-/* A pooled connection (*reused = true) or a new one; NULL when Redis cannot be reached. */
-static pooled_t *pool_get(redis_broker_t *r, bool fresh, bool *reused)
+/* Runs a script (no extra arguments) on a blocking connection. */
+static redisReply *run_script(redis_broker_t *r, redisContext *c, const char *script)
 {
-    pooled_t *p = NULL;
-    if (!fresh) {
-        pthread_mutex_lock(&r->pool_mutex);
-        if ((p = r->pool) != NULL)
-            r->pool = p->next;
-        pthread_mutex_unlock(&r->pool_mutex);
-    }
-    if ((*reused = p != NULL))
-        return p;
-    char err[256];
-    redisContext *c = connect_redis(r, err, sizeof(err));
-    if (c == NULL) {
-        RT_LOG_WARN("publish: cannot connect: %s", err);
-        return NULL;
-    }
-    p = rt_mem_alloc(sizeof(*p));
-    p->c = c;
-    return p;
-}
-
-static void pool_put(redis_broker_t *r, pooled_t *p, bool broken)
-{
-    if (broken) {
-        redisFree(p->c);
-        free(p);
-        return;
-    }
-    pthread_mutex_lock(&r->pool_mutex);
-    p->next = r->pool;
-    r->pool = p;
-    pthread_mutex_unlock(&r->pool_mutex);
-}
-
-/* Waits (bounded) until this node applied seq of epoch, so the publisher's own node has the event. */
-static void wait_applied(redis_broker_t *r, const char *epoch, uint64_t seq)
-{
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += APPLY_WAIT_MS / 1000;
-    deadline.tv_nsec += (APPLY_WAIT_MS % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&r->mutex);
-    while (!(strcmp(r->epoch, epoch) == 0 && r->applied >= seq) && !atomic_load(&r->stopping))
-        if (pthread_cond_timedwait(&r->cond, &r->mutex, &deadline) == ETIMEDOUT)
-            break;
-    pthread_mutex_unlock(&r->mutex);
-}
-
-static int redis_publish(rt_broker_t *b, rt_event_t *ev, rt_event_t **existing)
-{
-    redis_broker_t *r = (redis_broker_t *)b;
-    rt_server_t *s = b->server;
-    if (!atomic_load(&r->ready) || atomic_load(&r->stopping))
-        return RT_EAGAIN;
-    for (unsigned i = 0; i < s->n_workers; i++)
-        if (rt__worker_queue_full(s->workers[i]))
-            return RT_EAGAIN;
-    size_t json_len;
-    char *json = rt__redis_event_json(ev, &json_len);
-    if (json == NULL)
-        return RT_ENOMEM;
-    char now[24], flags[16];
-    snprintf(now, sizeof(now), "%lld", (long long)rt_clock_wall_ms());
-    snprintf(flags, sizeof(flags), "%u", ev->flags);
-    const char *extra[7 + RT_EVENT_MAX_CHANNELS] = {ev->id, now, r->ttl_ms, r->size, flags, json, r->fanout};
-    size_t lens[7 + RT_EVENT_MAX_CHANNELS] = {ev->id_len, strlen(now), strlen(r->ttl_ms), strlen(r->size), strlen(flags), json_len,
-                                              strlen(r->fanout)};
-    for (size_t i = 0; i < ev->n_channels; i++) {
-        extra[7 + i] = ev->channels[i];
-        lens[7 + i] = strlen(ev->channels[i]);
-    }
-    redisReply *rep = NULL;
-    bool reused = true;
-    /* A pooled connection may have died with a Redis restart: one retry on a new connection. */
-    for (int attempt = 0; rep == NULL && reused && attempt < 2; attempt++) {
-        pooled_t *p = pool_get(r, attempt > 0, &reused);
-        if (p == NULL)
-            break;
-        rep = run_script(r, p->c, rt__redis_publish_lua, r->sha, 7 + (int)ev->n_channels, extra, lens);
-        if (rep == NULL && !reused)
-            RT_LOG_WARN("publish %s: %s", ev->id, p->c->errstr);
-        pool_put(r, p, rep == NULL);
-    }
-    free(json);
-    if (rep == NULL)
-        return RT_EAGAIN;
-    if (!rt__redis_publish_reply_valid(rep, ev->n_channels)) {
-        RT_LOG_ERR("publish %s: unexpected reply%s%s", ev->id, rep->type == REDIS_REPLY_ERROR ? ": " : "",
-                   rep->type == REDIS_REPLY_ERROR ? rep->str : "");
-        freeReplyObject(rep);
-        return RT_EAGAIN;
-    }
-    uint64_t seq = (uint64_t)rep->element[1]->integer, offsets[RT_EVENT_MAX_CHANNELS];
-    bool dup = rep->element[2]->integer != 0;
-    for (size_t i = 0; !dup && i < ev->n_channels; i++)
-        offsets[i] = (uint64_t)rep->element[3 + i]->integer;
-    wait_applied(r, rep->element[0]->str, seq);
-    freeReplyObject(rep);
-    if (!dup) {
-        rt_event_accept(ev, seq, offsets);
-        return 0;
-    }
-    if (existing != NULL) {
-        rt_event_t *orig = rt_history_get(s->history, ev->id, ev->id_len);
-        if (orig == NULL || orig->seq != seq) {
-            /* Kept by Redis but no longer (or not yet) here: answer with the original seq all the same. */
-            rt_event_unref(orig);
-            rt_event_accept(ev, seq, NULL);
-            orig = rt_event_ref(ev);
-        }
-        *existing = orig;
-    }
-    return RT_EEXIST;
+    const char *argv[RT__REDIS_SCRIPT_ARGS];
+    size_t lens[RT__REDIS_SCRIPT_ARGS];
+    rt__redis_script_buf_t buf;
+    int n = rt__redis_script_args(r, script, NULL, 0, NULL, NULL, &buf, argv, lens);
+    return command(c, n, argv, lens);
 }
 
 /* ---- replication (the subscriber thread) ---- */
@@ -308,8 +153,8 @@ static void set_position(redis_broker_t *r, const char *epoch, uint64_t applied)
     if (epoch != NULL)
         snprintf(r->epoch, sizeof(r->epoch), "%s", epoch);
     r->applied = applied;
-    pthread_cond_broadcast(&r->cond);
     pthread_mutex_unlock(&r->mutex);
+    rt__redis_pub_applied(r->pub);
 }
 
 /* Appends the message's event to history, which hands it to the workers. An unusable one is logged and counted as
@@ -348,7 +193,7 @@ static int backfill(redis_broker_t *r, redisContext *cmd)
         char start[32], count[16];
         snprintf(start, sizeof(start), "%llu-0", (unsigned long long)r->applied + 1);
         snprintf(count, sizeof(count), "%d", BACKFILL_PAGE);
-        redisReply *rep = command(cmd, 6, (const char *[]){"XRANGE", r->keys[K_STREAM], start, "+", "COUNT", count}, NULL);
+        redisReply *rep = command(cmd, 6, (const char *[]){"XRANGE", r->keys[RT__REDIS_K_STREAM], start, "+", "COUNT", count}, NULL);
         if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
             RT_LOG_WARN("backfill: %s", rep == NULL ? cmd->errstr : rep->type == REDIS_REPLY_ERROR ? rep->str : "bad reply");
             if (rep != NULL)
@@ -392,7 +237,7 @@ static int backfill(redis_broker_t *r, redisContext *cmd)
 /* Adopts Redis's epoch (creating one when Redis lost its data), then backfills. */
 static int resync(redis_broker_t *r, redisContext *cmd)
 {
-    redisReply *rep = run_script(r, cmd, rt__redis_epoch_lua, NULL, 0, NULL, NULL);
+    redisReply *rep = run_script(r, cmd, rt__redis_epoch_lua);
     if (rep == NULL || rep->type != REDIS_REPLY_STRING || rep->len == 0 || rep->len > RT__REDIS_EPOCH_MAX) {
         RT_LOG_WARN("epoch: %s", rep == NULL ? cmd->errstr : rep->type == REDIS_REPLY_ERROR ? rep->str : "bad reply");
         if (rep != NULL)
@@ -438,7 +283,7 @@ static int on_message(redis_broker_t *r, redisContext *cmd, redisReply *rep)
 /* Idle check: Redis still answers and still has our epoch (a FLUSHALL keeps connections open). */
 static int check(redis_broker_t *r, redisContext *cmd)
 {
-    redisReply *rep = command(cmd, 2, (const char *[]){"GET", r->keys[K_EPOCH]}, NULL);
+    redisReply *rep = command(cmd, 2, (const char *[]){"GET", r->keys[RT__REDIS_K_EPOCH]}, NULL);
     if (rep == NULL)
         return -1;
     bool same = rep->type == REDIS_REPLY_STRING && strcmp(rep->str, r->epoch) == 0;
@@ -532,7 +377,7 @@ static void *subscriber_main(void *arg)
 static int redis_start(rt_broker_t *b)
 {
     redis_broker_t *r = (redis_broker_t *)b;
-    if (pthread_create(&r->thread, NULL, subscriber_main, r) != 0)
+    if (rt__redis_pub_start(r->pub) != 0 || pthread_create(&r->thread, NULL, subscriber_main, r) != 0)
         return RT_ENOMEM;
     r->thread_started = true;
     return 0;
@@ -549,9 +394,7 @@ static void redis_stop(rt_broker_t *b)
         RT_LOG_WARN("wake: %s", strerror(errno));
     if (r->thread_started)
         pthread_join(r->thread, NULL);
-    pthread_mutex_lock(&r->mutex);
-    pthread_cond_broadcast(&r->cond);
-    pthread_mutex_unlock(&r->mutex);
+    rt__redis_pub_stop(r->pub);
 }
 
 static bool redis_ready(rt_broker_t *b)
@@ -563,16 +406,9 @@ static void redis_free(rt_broker_t *b)
 {
     redis_broker_t *r = (redis_broker_t *)b;
     redis_stop(b);
-    while (r->pool != NULL) {
-        pooled_t *p = r->pool;
-        r->pool = p->next;
-        redisFree(p->c);
-        free(p);
-    }
+    rt__redis_pub_free(r->pub);
     close(r->wake_fd);
-    pthread_mutex_destroy(&r->pool_mutex);
     pthread_mutex_destroy(&r->mutex);
-    pthread_cond_destroy(&r->cond);
     free(r);
 }
 
@@ -580,7 +416,8 @@ static const rt_broker_ops_t redis_ops = {
     .name = "redis",
     .start = redis_start,
     .stop = redis_stop,
-    .publish = redis_publish,
+    .publish = rt__redis_publish,
+    .publish_async = rt__redis_publish_async,
     .ready = redis_ready,
     .free = redis_free,
 };
@@ -611,18 +448,18 @@ rt_broker_t *rt__broker_redis_new(rt_server_t *s, char *err, size_t errlen)
     r->wake_fd = wake;
     for (unsigned i = 0; i < 20; i++)
         snprintf(r->sha + 2 * i, 3, "%02x", digest[i]);
-    for (int i = 0; i < K_COUNT; i++)
+    for (int i = 0; i < RT__REDIS_K_COUNT; i++)
         snprintf(r->keys[i], sizeof(r->keys[i]), RT__REDIS_PREFIX "%s", key_names[i]);
     snprintf(r->fanout, sizeof(r->fanout), RT__REDIS_PREFIX "events");
     snprintf(r->ttl_ms, sizeof(r->ttl_ms), "%lld", (long long)(cfg->history_ttl_s * 1000));
     snprintf(r->size, sizeof(r->size), "%zu", cfg->history_size != 0 ? cfg->history_size : 10000);
     r->max_msg = (cfg->max_event_bytes != 0 ? cfg->max_event_bytes : RT_EVENT_DEFAULT_MAX_BYTES) + RT__REDIS_HEADER_MAX;
-    pthread_mutex_init(&r->pool_mutex, NULL);
     pthread_mutex_init(&r->mutex, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    if ((r->pub = rt__redis_pub_new(r, err, errlen)) == NULL) {
+        close(wake);
+        pthread_mutex_destroy(&r->mutex);
+        free(r);
+        return NULL;
+    }
     return &r->super;
 }

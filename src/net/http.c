@@ -4,6 +4,7 @@
  * The parser pauses at the end of each message, so pipelined requests are answered one at a time,
  * in order, and the bytes after an upgrade request go to the new handler.
  */
+#include <assert.h>
 #include <ctype.h>
 #include <llhttp.h>
 #include <stdarg.h>
@@ -24,6 +25,10 @@ typedef struct st_http_state_t {
     } hdr[RT_HTTP_MAX_HEADERS];
     size_t n_hdr;
     bool in_value, in_message;
+    bool dispatching; /* inside router->on_request */
+    bool parked;      /* the current request is answered later (rt_http_park) */
+    void (*gone)(void *ctx);
+    void *gone_ctx;
     int error_status; /* set by a callback that stops the parser */
     uint16_t reply_len;
     char reply_headers[RT_HTTP_REPLY_HEADERS_MAX + 1]; /* added to every reply to the current request */
@@ -230,9 +235,44 @@ static void reply_parse_error(rt_conn_t *c, http_state_t *st)
     rt_conn_close_after_flush(c);
 }
 
+/* The current request is answered: the parser goes on to the next one. */
+static void next_request(rt_conn_t *c, http_state_t *st)
+{
+    llhttp_resume(&st->parser);
+    if (st->req.body.cap > 65536)
+        rt_buf_free(&st->req.body);
+    c->deadline_ms = rt_conn_now(c) + (int64_t)(config_of(c)->idle_timeout_s * 1000);
+}
+
+/* The answer to a parked request went out: go on with the input that waited (unless the reply closes). */
+static void unpark(rt_conn_t *c, http_state_t *st, bool closing)
+{
+    st->parked = false;
+    st->gone = NULL;
+    st->gone_ctx = NULL;
+    if (st->dispatching || closing || c->closing)
+        return; /* answered from inside on_request: http_on_data goes on as usual */
+    next_request(c, st);
+    rt_conn_pause_reading(c, false); /* feeds what arrived meanwhile */
+}
+
+void rt_http_park(rt_conn_t *c, void (*gone)(void *ctx), void *ctx)
+{
+    http_state_t *st = state_of(c);
+    assert(c->handler == &rt_http_handler && st->dispatching && !st->parked);
+    st->parked = true;
+    st->gone = gone;
+    st->gone_ctx = ctx;
+}
+
 static ssize_t http_on_data(rt_conn_t *c, const char *buf, size_t len)
 {
     http_state_t *st = state_of(c);
+    if (st->parked) {
+        /* The next pipelined request waits for the parked answer: keep it, read no more until then. */
+        rt_conn_pause_reading(c, true);
+        return 0;
+    }
     llhttp_errno_t e = llhttp_execute(&st->parser, buf, len);
     if (e == HPE_OK)
         return (ssize_t)len;
@@ -244,18 +284,19 @@ static ssize_t http_on_data(rt_conn_t *c, const char *buf, size_t len)
     bool upgrade = st->req.upgrade;
     st->in_message = false;
     c->deadline_ms = 0;
+    st->dispatching = true;
     router->on_request(c, &st->req);
     if (c->closing || c->handler != &rt_http_handler)
         return (ssize_t)used; /* switched: st belongs to nobody now */
+    st->dispatching = false;
+    if (st->parked)
+        return (ssize_t)used; /* answered later; no timeouts meanwhile (deadline 0), the parser stays paused */
     if (upgrade) {
         /* An upgrade the router did not take: it answered with an error; nothing can follow on this stream. */
         rt_conn_close_after_flush(c);
         return -1;
     }
-    llhttp_resume(&st->parser);
-    if (st->req.body.cap > 65536)
-        rt_buf_free(&st->req.body);
-    c->deadline_ms = rt_conn_now(c) + (int64_t)(config_of(c)->idle_timeout_s * 1000);
+    next_request(c, st);
     return (ssize_t)used;
 }
 
@@ -283,12 +324,17 @@ static void free_state(http_state_t *st)
 
 static void http_on_close(rt_conn_t *c)
 {
-    free_state(state_of(c));
+    http_state_t *st = state_of(c);
+    if (st->parked && st->gone != NULL)
+        st->gone(st->gone_ctx);
+    free_state(st);
 }
 
 static void http_on_shutdown(rt_conn_t *c)
 {
-    if (state_of(c)->in_message)
+    if (state_of(c)->parked)
+        state_of(c)->req.keep_alive = false; /* the answer, which is coming, closes the connection */
+    else if (state_of(c)->in_message)
         rt_conn_close_after_flush(c);
     else
         rt_conn_close(c);
@@ -314,6 +360,9 @@ void rt_http_start(rt_conn_t *c)
     st->url_off = 0;
     st->n_hdr = 0;
     st->in_value = st->in_message = false;
+    st->dispatching = st->parked = false;
+    st->gone = NULL;
+    st->gone_ctx = NULL;
     st->error_status = 0;
     st->reply_len = 0;
     st->reply_headers[0] = '\0';
@@ -464,6 +513,8 @@ void rt_http_respond(rt_conn_t *c, int status, const char *content_type, const c
     rt_bytes_unref(b);
     if (close)
         rt_conn_close_after_flush(c);
+    if (st != NULL && st->parked)
+        unpark(c, st, close);
 }
 
 void rt_http_respond_json(rt_conn_t *c, int status, json_t *body)

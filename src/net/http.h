@@ -83,6 +83,14 @@ void rt_http_respond_error(rt_conn_t *c, int status, const char *code, const cha
 /** The standard reason phrase of status. */
 const char *rt_http_reason(int status);
 /**
+ * Parks the current request, from the router's on_request: the handler answers it later with one of rt_http_respond*,
+ * on c's worker thread (an answer before on_request returns is fine too). Meanwhile the connection stays open without
+ * timeouts and later pipelined requests wait (reading stops once some arrive, so a closing peer is still noticed until
+ * then). If the connection closes first (peer gone, shutdown deadline), gone(ctx) runs once from its close and c must
+ * not be used after it. At shutdown a parked request is still answered, then the connection closes.
+ */
+void rt_http_park(rt_conn_t *c, void (*gone)(void *ctx), void *ctx);
+/**
  * Hands the connection to another handler after the current request (an upgrade or a stream): the HTTP
  * parser's state is freed; input already read past the request is fed to the new handler.
  */

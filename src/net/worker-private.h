@@ -26,6 +26,7 @@ struct st_rt_worker_t {
     bool in_read;
     pthread_t thread;
     bool stopping;
+    unsigned holds; /* rt__worker_hold: outstanding work whose completion is a task on this loop */
     int64_t shutdown_deadline;
     size_t queue_cap;
     int64_t accept_warned_ms;  /* when a failed accept was last logged (rate-limited: at the descriptor cap, many) */

@@ -1,3 +1,4 @@
+#include <assert.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,7 +107,7 @@ static void finish_if_drained(rt_worker_t *w, bool force)
         rt_list_t *l, *tmp;
         rt_list_foreach_safe(l, tmp, &w->conns) rt_conn_close(RT_STRUCT_FROM_MEMBER(rt_conn_t, link, l));
     }
-    if (!rt_list_empty(&w->conns))
+    if (!rt_list_empty(&w->conns) || w->holds != 0)
         return;
     close_handle((uv_handle_t *)&w->tick);
     close_handle((uv_handle_t *)&w->events_async);
@@ -302,6 +303,17 @@ size_t rt__worker_queued(rt_worker_t *w)
 bool rt__worker_queue_full(rt_worker_t *w)
 {
     return rt__worker_queued(w) + 1 >= w->queue_cap;
+}
+
+void rt__worker_hold(rt_worker_t *w)
+{
+    w->holds++;
+}
+
+void rt__worker_release(rt_worker_t *w)
+{
+    assert(w->holds != 0);
+    w->holds--;
 }
 
 uint64_t rt__worker_delivered(rt_worker_t *w)

@@ -50,5 +50,13 @@ void rt__worker_run_soon(rt_worker_t *w, rt_worker_task_t *task);
  * call it before freeing a task that may be queued.
  */
 void rt__worker_cancel(rt_worker_t *w, rt_worker_task_t *task);
+/**
+ * Keeps w's loop from ending at shutdown until the matching rt__worker_release: for work started on w whose
+ * completion comes back to w as a task (a publish waiting for Redis). Connections may still be closed meanwhile,
+ * the shutdown deadline included; only the loop (and so its task queue) stays. On w's thread.
+ */
+void rt__worker_hold(rt_worker_t *w);
+/** Ends one rt__worker_hold. On w's thread. */
+void rt__worker_release(rt_worker_t *w);
 
 #endif

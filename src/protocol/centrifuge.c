@@ -37,7 +37,16 @@ typedef struct st_cf_ws_t {
     int64_t next_ping_ms;
     int64_t pong_deadline_ms; /* 0: no ping outstanding */
     bool connect_failed;      /* a connect error was replied: any further command is a protocol violation */
+    rt_list_t pending_pubs;   /* pending_pub_t: publishes waiting for the broker */
 } cf_ws_t;
+
+/* A client publish waiting for the broker (the worker goes on meanwhile): its connection (NULL once closed) and id. */
+typedef struct st_pending_pub_t {
+    rt_list_t link; /* in w->pending_pubs while w is there */
+    cf_ws_t *w;
+    uint32_t id;
+    rt_event_t *ev;
+} pending_pub_t;
 
 static void ws_send_push(rt_cf_t *cf, const char *body, size_t len)
 {
@@ -170,6 +179,21 @@ static int cmd_subscribe(cf_ws_t *w, uint32_t id, const json_t *req)
     return r == 0 ? 0 : fail(w, id, r);
 }
 
+static void on_client_published(void *ctx, int status, rt_event_t *existing)
+{
+    pending_pub_t *pp = ctx;
+    rt_event_unref(existing);
+    if (pp->w != NULL) {
+        rt_list_unlink(&pp->link);
+        if (status == 0 || status == RT_EEXIST)
+            reply(pp->w, pp->id, "publish", NULL, 0);
+        else
+            reply_error(pp->w, pp->id, RT_CF_ERR_INTERNAL);
+    }
+    rt_event_unref(pp->ev);
+    free(pp);
+}
+
 static int cmd_publish(cf_ws_t *w, uint32_t id, const json_t *req)
 {
     rt_cf_t *cf = &w->cf;
@@ -190,13 +214,10 @@ static int cmd_publish(cf_ws_t *w, uint32_t id, const json_t *req)
     char err[256];
     if (rt__cf_make_event(&channel, 1, data, NULL, &ev, err, sizeof(err)) != 0)
         return fail(w, id, RT_CF_ERR_BAD_REQUEST);
-    rt_event_t *existing = NULL;
-    int r = rt_server_publish(cf->server, ev, &existing);
-    rt_event_unref(existing);
-    rt_event_unref(ev);
-    if (r != 0 && r != RT_EEXIST)
-        return fail(w, id, RT_CF_ERR_INTERNAL);
-    reply(w, id, "publish", NULL, 0);
+    pending_pub_t *pp = rt_mem_alloc(sizeof(*pp));
+    *pp = (pending_pub_t){.w = w, .id = id, .ev = ev};
+    rt_list_insert_tail(&w->pending_pubs, &pp->link);
+    rt_server_publish_async(cf->server, cf->conn->worker, ev, on_client_published, pp); /* replies when done */
     return 0;
 }
 
@@ -400,6 +421,7 @@ static void *cf_on_open(rt_ws_t *ws, const rt_http_request_t *req)
 {
     cf_ws_t *w = rt_mem_calloc(1, sizeof(*w));
     w->ws = ws;
+    rt_list_init(&w->pending_pubs);
     rt__cf_init(&w->cf, rt_ws_conn(ws), &ws_transport, ws);
     w->connect_deadline_ms = rt_conn_now(w->cf.conn) + RT_CF_CONNECT_TIMEOUT_MS;
     return w;
@@ -413,6 +435,13 @@ static void cf_on_shutdown(rt_ws_t *ws, void *state)
 static void cf_on_close(rt_ws_t *ws, void *state)
 {
     cf_ws_t *w = state;
+    rt_list_t *l, *tmp;
+    rt_list_foreach_safe(l, tmp, &w->pending_pubs)
+    {
+        pending_pub_t *pp = RT_STRUCT_FROM_MEMBER(pending_pub_t, link, l);
+        rt_list_unlink(&pp->link);
+        pp->w = NULL; /* its answer finds nobody to tell */
+    }
     rt__cf_dispose(&w->cf);
     free(w);
 }

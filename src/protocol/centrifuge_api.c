@@ -3,8 +3,8 @@
  * 200 with {"result":…} or {"error":{"code":N,"message":…}} (with `X-Centrifugo-Error-Mode: transport`, errors
  * map to HTTP statuses instead). The legacy POST /api takes {"method":…,"params":…}; /api/batch runs several.
  *
- * publish and broadcast create one event (RT_EVENT_RAW_DATA, type tags.type or message.published) through
- * rt_server_publish, so native and SSE clients get it too; idempotency_key becomes the event id, which makes a
+ * publish and broadcast create one event (RT_EVENT_RAW_DATA, type tags.type or message.published) through a
+ * publish job (server/publish.h: the request waits, the worker does not), so native and SSE clients get it too; idempotency_key becomes the event id, which makes a
  * retried publish idempotent as on /api/events. disconnect, subscribe and unsubscribe reach connections on any
  * worker through their presence mailboxes: at once on the caller's own worker, at the next loop turn of another.
  */
@@ -16,6 +16,7 @@
 #include "realtime/channel.h"
 #include "realtime/error.h"
 #include "protocol/centrifuge.h"
+#include "server/publish.h"
 #include "server/routes.h"
 #include "server/server.h"
 #include "util/clock.h"
@@ -47,31 +48,17 @@ static const char *type_of(const json_t *req)
     return t != NULL && rt_event_type_valid(t, strlen(t)) ? t : NULL;
 }
 
-/*
- * Publishes data to channels[0..n) as one event. Returns 0 with *published (a reference: the new event, or the
- * original one for a repeated idempotency key), or an error code.
- */
-static int publish(rt_server_t *s, const char *const *channels, size_t n, const json_t *req, rt_event_t **published)
+/* The event that publishes data to channels[0..n): 0 with *ev, or an error code. */
+static int make_event(const char *const *channels, size_t n, const json_t *req, rt_event_t **ev)
 {
     json_t *data = json_object_get(req, "data");
     const char *key = json_string_value(json_object_get(req, "idempotency_key"));
-    rt_event_t *ev;
     char err[256];
     int r = rt_event_new(key != NULL && key[0] != '\0' ? key : NULL, type_of(req) != NULL ? type_of(req) : "message.published",
-                         channels, n, data, &ev, err, sizeof(err));
+                         channels, n, data, ev, err, sizeof(err));
     if (r != 0)
         return RT_CF_ERR_BAD_REQUEST;
-    ev->flags |= RT_EVENT_RAW_DATA;
-    rt_event_t *existing = NULL;
-    r = rt_server_publish(s, ev, &existing);
-    if (r == RT_EEXIST) {
-        rt_event_unref(ev);
-        ev = existing;
-    } else if (r != 0) {
-        rt_event_unref(ev);
-        return RT_CF_ERR_INTERNAL;
-    }
-    *published = ev;
+    (*ev)->flags |= RT_EVENT_RAW_DATA;
     return 0;
 }
 
@@ -84,85 +71,118 @@ static void append_position(rt_buf_t *out, rt_server_t *s, const rt_event_t *ev,
     rt_buf_appendf(out, "{\"offset\":%llu,\"epoch\":\"%s\"}", (unsigned long long)(ci >= 0 ? ev->offsets[ci] : 0), top.epoch);
 }
 
-static int api_publish(rt_conn_t *c, const json_t *req, rt_buf_t *out)
+/*
+ * publish and broadcast publish asynchronously (the worker never waits for Redis): prepare checks the request and
+ * makes the events of a publish job; done, once the job completed, writes the result.
+ */
+typedef struct st_cf_pub_t {
+    const json_t *req;
+    bool broadcast;
+    /* broadcast: the request's channels, the distinct valid ones, an error code per channel, the job index of each
+     * chunk of RT_EVENT_MAX_CHANNELS valid channels (-1: its event could not be made, the code is in chunk_code) */
+    size_t n, nv, n_chunks;
+    const char **valid;
+    int *codes, *chunk_job, *chunk_code;
+} cf_pub_t;
+
+static void pub_free(cf_pub_t *p)
+{
+    free(p->valid);
+    free(p->codes);
+    free(p->chunk_job);
+    free(p->chunk_code);
+    *p = (cf_pub_t){0};
+}
+
+static int publish_prepare(rt_conn_t *c, const json_t *req, cf_pub_t *p, rt_publish_job_t *job)
 {
     const char *channel = json_string_value(json_object_get(req, "channel"));
     if (channel == NULL || json_object_get(req, "data") == NULL)
         return RT_CF_ERR_BAD_REQUEST;
     if (!channel_ok(channel))
         return RT_CF_ERR_UNKNOWN_CHANNEL;
-    rt_server_t *s = rt_conn_server(c);
-    rt_event_t *ev;
-    int r = publish(s, &channel, 1, req, &ev);
-    if (r != 0)
-        return r;
-    append_position(out, s, ev, channel);
-    rt_event_unref(ev);
+    int r = make_event(&channel, 1, req, &job->evs[0]);
+    job->n = r == 0 ? 1 : 0;
+    return r;
+}
+
+static int publish_done(rt_server_t *s, cf_pub_t *p, rt_publish_job_t *job, rt_buf_t *out)
+{
+    if (job->status[0] != 0 && job->status[0] != RT_EEXIST)
+        return RT_CF_ERR_INTERNAL;
+    append_position(out, s, job->result[0], json_string_value(json_object_get(p->req, "channel")));
     return 0;
 }
 
 /* One event for the valid channels (up to RT_EVENT_MAX_CHANNELS per event); a result or an error per channel. */
-static int api_broadcast(rt_conn_t *c, const json_t *req, rt_buf_t *out)
+static int broadcast_prepare(rt_conn_t *c, const json_t *req, cf_pub_t *p, rt_publish_job_t *job)
 {
     const json_t *jchannels = json_object_get(req, "channels");
     size_t n = json_array_size(jchannels);
     if (n == 0 || json_object_get(req, "data") == NULL)
         return RT_CF_ERR_BAD_REQUEST;
-    rt_server_t *s = rt_conn_server(c);
-    const char **valid = rt_mem_calloc(n, sizeof(*valid));
-    int *codes = rt_mem_calloc(n, sizeof(*codes));
-    rt_event_t **evs = rt_mem_calloc(n, sizeof(*evs));
-    size_t nv = 0;
+    p->n = n;
+    p->valid = rt_mem_calloc(n, sizeof(*p->valid));
+    p->codes = rt_mem_calloc(n, sizeof(*p->codes));
     for (size_t i = 0; i < n; i++) {
         const char *ch = json_string_value(json_array_get(jchannels, i));
         bool dup = false;
-        for (size_t j = 0; j < nv && !dup; j++)
-            dup = ch != NULL && strcmp(valid[j], ch) == 0;
+        for (size_t j = 0; j < p->nv && !dup; j++)
+            dup = ch != NULL && strcmp(p->valid[j], ch) == 0;
         if (!channel_ok(ch))
-            codes[i] = ch == NULL ? RT_CF_ERR_BAD_REQUEST : RT_CF_ERR_UNKNOWN_CHANNEL;
+            p->codes[i] = ch == NULL ? RT_CF_ERR_BAD_REQUEST : RT_CF_ERR_UNKNOWN_CHANNEL;
         else if (!dup)
-            valid[nv++] = ch;
+            p->valid[p->nv++] = ch;
     }
+    p->n_chunks = (p->nv + RT_EVENT_MAX_CHANNELS - 1) / RT_EVENT_MAX_CHANNELS;
+    p->chunk_job = rt_mem_calloc(p->n_chunks + 1, sizeof(*p->chunk_job));
+    p->chunk_code = rt_mem_calloc(p->n_chunks + 1, sizeof(*p->chunk_code));
     json_t *noid = json_deep_copy(req);
     json_object_del(noid, "idempotency_key"); /* one key cannot name several events */
-    for (size_t off = 0; off < nv; off += RT_EVENT_MAX_CHANNELS) {
-        size_t k = nv - off < RT_EVENT_MAX_CHANNELS ? nv - off : RT_EVENT_MAX_CHANNELS;
-        rt_event_t *ev;
-        int r = publish(s, valid + off, k, off == 0 && nv <= RT_EVENT_MAX_CHANNELS ? req : noid, &ev);
-        for (size_t i = 0; i < n; i++) {
-            const char *ch = json_string_value(json_array_get(jchannels, i));
-            for (size_t j = off; j < off + k && codes[i] == 0 && evs[i] == NULL; j++) {
-                if (strcmp(valid[j], ch) != 0)
-                    continue;
-                if (r == 0)
-                    evs[i] = rt_event_ref(ev);
-                else
-                    codes[i] = r;
-            }
-        }
-        if (r == 0)
-            rt_event_unref(ev);
+    job->n = 0;
+    for (size_t k = 0; k < p->n_chunks; k++) {
+        size_t off = k * RT_EVENT_MAX_CHANNELS, cnt = p->nv - off < RT_EVENT_MAX_CHANNELS ? p->nv - off : RT_EVENT_MAX_CHANNELS;
+        int r = make_event(p->valid + off, cnt, p->nv <= RT_EVENT_MAX_CHANNELS ? req : noid, &job->evs[job->n]);
+        p->chunk_job[k] = r == 0 ? (int)job->n++ : -1;
+        p->chunk_code[k] = r;
     }
     json_decref(noid);
+    return 0;
+}
+
+static int broadcast_done(rt_server_t *s, cf_pub_t *p, rt_publish_job_t *job, rt_buf_t *out)
+{
+    const json_t *jchannels = json_object_get(p->req, "channels");
     rt_buf_appends(out, "{\"responses\":[");
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < p->n; i++) {
+        const char *ch = json_string_value(json_array_get(jchannels, i));
+        int code = p->codes[i];
+        rt_event_t *ev = NULL;
+        for (size_t j = 0; code == 0 && j < p->nv; j++) {
+            if (strcmp(p->valid[j], ch) != 0)
+                continue;
+            int k = (int)(j / RT_EVENT_MAX_CHANNELS), ji = p->chunk_job[k];
+            if (ji < 0)
+                code = p->chunk_code[k];
+            else if (job->status[ji] == 0 || job->status[ji] == RT_EEXIST)
+                ev = job->result[ji];
+            else
+                code = RT_CF_ERR_INTERNAL;
+            break;
+        }
         if (i != 0)
             rt_buf_append(out, ",", 1);
-        if (evs[i] != NULL) {
+        if (ev != NULL) {
             rt_buf_appends(out, "{\"result\":");
-            append_position(out, s, evs[i], json_string_value(json_array_get(jchannels, i)));
+            append_position(out, s, ev, ch);
             rt_buf_append(out, "}", 1);
-            rt_event_unref(evs[i]);
         } else {
             rt_buf_appends(out, "{\"error\":");
-            rt__cf_append_error(out, codes[i] != 0 ? codes[i] : RT_CF_ERR_INTERNAL, NULL);
+            rt__cf_append_error(out, code != 0 ? code : RT_CF_ERR_INTERNAL, NULL);
             rt_buf_append(out, "}", 1);
         }
     }
     rt_buf_appends(out, "]}");
-    free(valid);
-    free(codes);
-    free(evs);
     return 0;
 }
 
@@ -292,14 +312,14 @@ static const struct {
     const char *name;
     api_fn fn;
 } methods[] = {
-    {"publish", api_publish},       {"broadcast", api_broadcast},   {"history", api_history},
+    {"history", api_history},
     {"history_remove", api_history_remove}, {"presence", api_presence}, {"presence_stats", api_presence_stats},
     {"channels", api_channels},     {"info", api_info},             {"disconnect", api_disconnect},
     {"subscribe", api_subscribe},   {"unsubscribe", api_unsubscribe},
 };
 
 /* Runs method with req; appends the result object. Returns 0 or an error code. */
-static int run(rt_conn_t *c, const char *method, const json_t *req, rt_buf_t *out)
+static int run_method(rt_conn_t *c, const char *method, const json_t *req, rt_buf_t *out)
 {
     if (!json_is_object(req))
         return RT_CF_ERR_BAD_REQUEST;
@@ -307,39 +327,6 @@ static int run(rt_conn_t *c, const char *method, const json_t *req, rt_buf_t *ou
         if (strcmp(methods[i].name, method) == 0)
             return methods[i].fn(c, req, out);
     return RT_CF_ERR_METHOD_NOT_FOUND;
-}
-
-/* /api/batch: {"commands":[{"<method>":{…}},…]} → {"replies":[{"<method>":{…}} or {"error":{…}},…]}. */
-static void batch(rt_conn_t *c, const json_t *req, rt_buf_t *out)
-{
-    rt_buf_appends(out, "{\"replies\":[");
-    size_t i;
-    const json_t *cmd;
-    json_array_foreach(json_object_get(req, "commands"), i, cmd) {
-        const char *method = NULL;
-        const json_t *params = NULL;
-        const char *key;
-        const json_t *v;
-        json_object_foreach((json_t *)cmd, key, v) {
-            method = key;
-            params = v;
-            break;
-        }
-        if (i != 0)
-            rt_buf_append(out, ",", 1);
-        rt_buf_t res = {0};
-        int r = method != NULL ? run(c, method, params, &res) : RT_CF_ERR_BAD_REQUEST;
-        if (r == 0) {
-            rt_buf_appendf(out, "{\"%s\":", method);
-            rt_buf_append(out, res.base, res.len);
-        } else {
-            rt_buf_appends(out, "{\"error\":");
-            rt__cf_append_error(out, r, NULL);
-        }
-        rt_buf_append(out, "}", 1);
-        rt_buf_free(&res);
-    }
-    rt_buf_appends(out, "]}");
 }
 
 static int transport_status(int code)
@@ -352,6 +339,131 @@ static int transport_status(int code)
     case 113: return 409;
     default: return 400;
     }
+}
+
+/*
+ * One Centrifugo API request, run command by command (the one call, or /api/batch's list in order). A publishing
+ * command waits for its publish job: the HTTP request is parked and the run goes on from the job's callback, so the
+ * worker's loop never waits for the broker. If the client leaves meanwhile, the commands not run yet are dropped.
+ */
+typedef struct st_cf_run_t {
+    rt_conn_t *conn; /* NULL once the client left */
+    rt_server_t *server;
+    json_t *body;
+    const json_t *commands; /* /api/batch: the commands; NULL for one call (method, params) */
+    const char *method;
+    const json_t *params;
+    size_t next, count;
+    bool transport_errors, stepping, waiting;
+    int status;
+    rt_buf_t out;
+    /* the publishing command in progress */
+    const char *pub_method;
+    int pub_code;
+    cf_pub_t pub;
+} cf_run_t;
+
+static void on_run_gone(void *ctx)
+{
+    ((cf_run_t *)ctx)->conn = NULL;
+}
+
+/* Appends the outcome of command number i (code 0: res is its result). */
+static void append_reply(cf_run_t *run, size_t i, const char *method, int code, const rt_buf_t *res)
+{
+    rt_buf_t *out = &run->out;
+    if (run->commands != NULL && i != 0)
+        rt_buf_append(out, ",", 1);
+    if (code == 0) {
+        if (run->commands != NULL)
+            rt_buf_appendf(out, "{\"%s\":", method);
+        else
+            rt_buf_appends(out, "{\"result\":");
+        rt_buf_append(out, res->base, res->len);
+    } else {
+        rt_buf_appends(out, "{\"error\":");
+        rt__cf_append_error(out, code, NULL);
+        if (run->commands == NULL && run->transport_errors)
+            run->status = transport_status(code);
+    }
+    rt_buf_append(out, "}", 1);
+}
+
+static void run_next(cf_run_t *run);
+
+static void on_cmd_published(rt_publish_job_t *job)
+{
+    cf_run_t *run = job->data;
+    rt_buf_t res = {0};
+    int code = run->pub_code;
+    if (code == 0)
+        code = run->pub.broadcast ? broadcast_done(run->server, &run->pub, job, &res) : publish_done(run->server, &run->pub, job, &res);
+    append_reply(run, run->next - 1, run->pub_method, code, &res);
+    rt_buf_free(&res);
+    pub_free(&run->pub);
+    run->waiting = false;
+    if (!run->stepping)
+        run_next(run);
+}
+
+/* Starts a publishing command; its reply is appended by on_cmd_published (maybe before this returns). */
+static void start_publish(cf_run_t *run, const char *method, const json_t *req)
+{
+    bool broadcast = strcmp(method, "broadcast") == 0;
+    size_t cap = broadcast ? (json_array_size(json_object_get(req, "channels")) + RT_EVENT_MAX_CHANNELS - 1) / RT_EVENT_MAX_CHANNELS : 1;
+    rt_publish_job_t *job = rt__publish_job_new(run->conn, cap, on_cmd_published, run);
+    run->pub = (cf_pub_t){.req = req, .broadcast = broadcast};
+    run->pub_method = method;
+    run->pub_code = !json_is_object(req)  ? RT_CF_ERR_BAD_REQUEST
+                    : broadcast           ? broadcast_prepare(run->conn, req, &run->pub, job)
+                                          : publish_prepare(run->conn, req, &run->pub, job);
+    if (run->pub_code != 0)
+        job->n = 0;
+    run->waiting = true;
+    rt__publish_job_start(job);
+}
+
+static void finish_run(cf_run_t *run)
+{
+    if (run->commands != NULL)
+        rt_buf_appends(&run->out, "]}");
+    if (run->conn != NULL)
+        rt_http_respond(run->conn, run->status, "application/json", run->out.base, run->out.len, NULL);
+    rt_buf_free(&run->out);
+    json_decref(run->body);
+    free(run);
+}
+
+static void run_next(cf_run_t *run)
+{
+    run->stepping = true;
+    while (!run->waiting && run->conn != NULL && run->next < run->count) {
+        size_t i = run->next++;
+        const char *method = run->method;
+        const json_t *params = run->params;
+        if (run->commands != NULL) {
+            const char *key;
+            const json_t *v;
+            method = NULL;
+            params = NULL;
+            json_object_foreach((json_t *)json_array_get(run->commands, i), key, v) {
+                method = key;
+                params = v;
+                break;
+            }
+        }
+        if (method != NULL && (strcmp(method, "publish") == 0 || strcmp(method, "broadcast") == 0)) {
+            start_publish(run, method, params);
+            continue;
+        }
+        rt_buf_t res = {0};
+        int r = method != NULL ? run_method(run->conn, method, params, &res) : RT_CF_ERR_BAD_REQUEST;
+        append_reply(run, i, method, r, &res);
+        rt_buf_free(&res);
+    }
+    run->stepping = false;
+    if (!run->waiting)
+        finish_run(run);
 }
 
 void rt__centrifugo_api(rt_conn_t *c, rt_http_request_t *req)
@@ -375,27 +487,22 @@ void rt__centrifugo_api(rt_conn_t *c, rt_http_request_t *req)
     } else {
         method++;
     }
-    rt_buf_t res = {0}, out = {0};
-    int status = 200;
+    const char *mode = rt_http_header(req, "x-centrifugo-error-mode");
+    cf_run_t *run = rt_mem_calloc(1, sizeof(*run));
+    run->conn = c;
+    run->server = rt_conn_server(c);
+    run->body = body;
+    run->status = 200;
+    run->transport_errors = mode != NULL && strcasecmp(mode, "transport") == 0;
     if (strcmp(method, "batch") == 0) {
-        batch(c, params, &out);
+        run->commands = json_object_get(params, "commands");
+        run->count = json_array_size(run->commands);
+        rt_buf_appends(&run->out, "{\"replies\":[");
     } else {
-        int r = run(c, method, params, &res);
-        if (r == 0) {
-            rt_buf_appends(&out, "{\"result\":");
-            rt_buf_append(&out, res.base, res.len);
-            rt_buf_append(&out, "}", 1);
-        } else {
-            rt_buf_appends(&out, "{\"error\":");
-            rt__cf_append_error(&out, r, NULL);
-            rt_buf_append(&out, "}", 1);
-            const char *mode = rt_http_header(req, "x-centrifugo-error-mode");
-            if (mode != NULL && strcasecmp(mode, "transport") == 0)
-                status = transport_status(r);
-        }
+        run->method = method;
+        run->params = params;
+        run->count = 1;
     }
-    rt_http_respond(c, status, "application/json", out.base, out.len, NULL);
-    rt_buf_free(&res);
-    rt_buf_free(&out);
-    json_decref(body);
+    rt_http_park(c, on_run_gone, run);
+    run_next(run);
 }

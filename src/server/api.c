@@ -2,7 +2,8 @@
  * The server API: publishing, history, stats, health and the index page.
  *
  * A publish request is validated whole before anything is published (a batch is all or nothing), then its
- * events go to rt_server_publish one by one, in order, so they get consecutive seqs.
+ * events go to the broker one by one, in order, so they get consecutive seqs (a publish job, server/publish.c): the
+ * request is parked meanwhile and answered when the last one completed, so the worker's loop never waits for Redis.
  *
  * Statuses: 415 unsupported_media_type (not application/json), 400 invalid_json / invalid_event (the
  * message names the field, "events[3].type: …"), 413 payload_too_large (an event over max_event_bytes),
@@ -22,6 +23,7 @@
 #include "broker/broker.h"
 #include "net/worker.h"
 #include "server/api.h"
+#include "server/publish.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/mem.h"
@@ -89,39 +91,58 @@ static json_t *published_entry(const rt_event_t *ev)
     return json_pack("{s:s%,s:I}", "id", ev->id, ev->id_len, "seq", (json_int_t)ev->seq);
 }
 
-/* Publishes evs[0..n) in order. Returns the {id,seq} list, or NULL after answering 503 (queues full). */
-static json_t *publish_all(rt_conn_t *c, rt_event_t **evs, size_t n, bool batch)
+/* A parked POST /api/events: its connection (NULL once gone) and whether it was a batch. */
+typedef struct st_events_req_t {
+    rt_conn_t *conn;
+    bool batch;
+} events_req_t;
+
+static void on_events_req_gone(void *ctx)
 {
-    rt_server_t *s = rt_conn_server(c);
+    ((events_req_t *)ctx)->conn = NULL;
+}
+
+/* Every event went out: the {id,seq} list. One did not: 503, saying (for a batch) which went out before it. */
+static void on_events_published(rt_publish_job_t *job)
+{
+    events_req_t *er = job->data;
+    rt_conn_t *c = er->conn;
+    bool batch = er->batch;
+    free(er);
+    if (c == NULL)
+        return; /* the client left; what was published stays published */
     json_t *out = json_array();
-    for (size_t i = 0; i < n; i++) {
-        rt_event_t *existing = NULL;
-        int r = rt_server_publish(s, evs[i], &existing);
-        if (r == 0) {
-            json_array_append_new(out, published_entry(evs[i]));
-        } else if (r == RT_EEXIST) {
-            json_array_append_new(out, published_entry(existing)); /* idempotent: the original seq */
-            rt_event_unref(existing);
-        } else {
-            /* Nothing of evs[i..] went out. Say what did, so a source without its own ids can resume the batch. */
-            json_t *body = json_pack("{s:{s:s,s:s},s:o}", "error", "code", "unavailable", "message",
-                                     r == RT_EAGAIN ? "cannot publish now (event queues full or broker unreachable); retry later" : rt_strerror(r), "events", out);
-            if (batch) {
-                char msg[160];
-                snprintf(msg, sizeof(msg), "cannot publish now: published %zu of %zu events (listed); retry the rest later",
-                         i, n);
-                json_object_set_new(json_object_get(body, "error"), "message", json_string(msg));
-            } else {
-                json_object_del(body, "events");
-            }
-            char *text = json_dumps(body, JSON_COMPACT);
-            json_decref(body);
-            rt_http_respond(c, 503, "application/json", text, strlen(text), "Retry-After: 1\r\n");
-            free(text);
-            return NULL;
+    size_t i = 0;
+    for (; i < job->n && (job->status[i] == 0 || job->status[i] == RT_EEXIST); i++)
+        json_array_append_new(out, published_entry(job->result[i])); /* RT_EEXIST: the original seq */
+    if (i == job->n) {
+        if (batch)
+            rt_http_respond_json(c, 200, json_pack("{s:o}", "events", out));
+        else {
+            rt_http_respond_json(c, 200, json_incref(json_array_get(out, 0)));
+            json_decref(out);
         }
+        return;
     }
-    return out;
+    /* Nothing of evs[i..] went out. Say what did, so a source without its own ids can resume the batch. */
+    int r = job->status[i];
+    json_t *body = json_pack("{s:{s:s,s:s},s:o}", "error", "code", "unavailable", "message",
+                             r == RT_EAGAIN ? "cannot publish now (event queues full or broker unreachable); retry later" : rt_strerror(r), "events", out);
+    if (batch) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "cannot publish now: published %zu of %zu events (listed); retry the rest later", i, job->n);
+        json_object_set_new(json_object_get(body, "error"), "message", json_string(msg));
+    } else {
+        json_object_del(body, "events");
+    }
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    rt_http_respond(c, 503, "application/json", text, strlen(text), "Retry-After: 1\r\n");
+    free(text);
+}
+
+static void on_nothing(rt_publish_job_t *job)
+{
 }
 
 void rt__api_events(rt_conn_t *c, rt_http_request_t *req)
@@ -157,27 +178,28 @@ void rt__api_events(rt_conn_t *c, rt_http_request_t *req)
         json_decref(body);
         return;
     }
-    rt_event_t **evs = rt_mem_calloc(n, sizeof(*evs));
-    size_t valid = 0;
-    for (; valid < n; valid++) {
-        json_t *obj = batch ? json_array_get(list, valid) : body;
-        if ((evs[valid] = validate_event(c, obj, cfg->max_event_bytes, batch ? (long)valid : -1)) == NULL)
+    events_req_t *er = rt_mem_alloc(sizeof(*er));
+    *er = (events_req_t){.conn = c, .batch = batch};
+    rt_publish_job_t *job = rt__publish_job_new(c, n, on_events_published, er);
+    job->stop_on_error = true;
+    for (size_t i = 0; i < n; i++) {
+        json_t *obj = batch ? json_array_get(list, i) : body;
+        if ((job->evs[i] = validate_event(c, obj, cfg->max_event_bytes, batch ? (long)i : -1)) == NULL) {
+            /* Answered; all or nothing: publish none, just release those made. */
+            free(er);
+            job->n = i;
+            job->cb = on_nothing;
+            job->_next = i;
             break;
-    }
-    if (valid == n) {
-        json_t *published = publish_all(c, evs, n, batch);
-        if (published != NULL && batch)
-            rt_http_respond_json(c, 200, json_pack("{s:o}", "events", published));
-        else if (published != NULL) {
-            rt_http_respond_json(c, 200, json_incref(json_array_get(published, 0)));
-            json_decref(published);
         }
     }
-    for (size_t i = 0; i < valid; i++)
-        rt_event_unref(evs[i]);
-    free(evs);
     json_decref(body);
+    if (job->cb == on_events_published)
+        rt_http_park(c, on_events_req_gone, er); /* answered once the broker sequenced every event (Redis may be far) */
+    rt__publish_job_start(job);
 }
+
+
 
 static bool on_channel(const rt_event_t *ev, void *ctx)
 {

@@ -25,6 +25,18 @@ int rt_server_publish(rt_server_t *s, rt_event_t *ev, rt_event_t **existing)
     return s->broker->ops->publish(s->broker, ev, existing);
 }
 
+void rt_server_publish_async(rt_server_t *s, rt_worker_t *w, rt_event_t *ev, void (*cb)(void *ctx, int status, rt_event_t *existing),
+                             void *ctx)
+{
+    if (s->broker->ops->publish_async != NULL) {
+        s->broker->ops->publish_async(s->broker, w, ev, cb, ctx);
+        return;
+    }
+    rt_event_t *existing = NULL;
+    int r = s->broker->ops->publish(s->broker, ev, &existing);
+    cb(ctx, r, r == RT_EEXIST ? existing : NULL);
+}
+
 bool rt_server_ready(rt_server_t *s)
 {
     return !atomic_load(&s->stopping) && s->broker->ops->ready(s->broker);

@@ -47,9 +47,18 @@ struct st_rt_server_t {
  * to history and handed to every worker, in seq order. Returns 0; RT_EEXIST with *existing (a reference) when the
  * id is still in history (idempotent re-publish: nothing delivered again); RT_EAGAIN when the event cannot be taken
  * now: the workers' queues are full, or the redis broker is unreachable (nothing published). Any worker thread;
- * with the redis broker it blocks for one Redis round trip.
+ * with the redis broker it blocks for one Redis round trip: request handlers use rt_server_publish_async.
  */
 int rt_server_publish(rt_server_t *s, rt_event_t *ev, rt_event_t **existing);
+
+/**
+ * Publishes ev as rt_server_publish does without blocking worker w's loop: cb(ctx, status, existing) runs on w's
+ * thread exactly once with what rt_server_publish would have returned (existing, for RT_EEXIST, is a reference the
+ * callback owns). With the memory broker cb runs before this returns; with the redis broker after Redis answered
+ * and this node applied the event. ev must stay referenced by the caller until cb. On w's thread.
+ */
+void rt_server_publish_async(rt_server_t *s, rt_worker_t *w, rt_event_t *ev, void (*cb)(void *ctx, int status, rt_event_t *existing),
+                             void *ctx);
 
 /** Readiness for /readyz: not shutting down, and the broker can publish and deliver (Redis reachable). Any thread. */
 bool rt_server_ready(rt_server_t *s);
