@@ -37,6 +37,15 @@ int rt_server_publish(rt_server_t *s, rt_event_t *ev, rt_event_t **existing)
     return rt_history_append(s->history, ev, existing, fake_accept_event, NULL);
 }
 
+/* As the memory broker does: the publish completes before this returns. */
+void rt_server_publish_async(rt_server_t *s, rt_worker_t *w, rt_event_t *ev, void (*cb)(void *ctx, int status, rt_event_t *existing),
+                             void *ctx)
+{
+    rt_event_t *existing = NULL;
+    int r = rt_server_publish(s, ev, &existing);
+    cb(ctx, r, existing);
+}
+
 /* The newest publication offset seen per channel; as many channels as max_subscriptions allows at most. */
 #define MAX_SUBS 128
 static struct {

@@ -106,6 +106,11 @@ bool rt_conn_input_waiting(rt_conn_t *c)
     return in.len > 0;
 }
 
+void rt_conn_pause_reading(rt_conn_t *c, bool pause)
+{
+    c->reading_paused = pause;
+}
+
 rt_broadcaster_t *rt__worker_broadcaster(rt_worker_t *w)
 {
     return bc;

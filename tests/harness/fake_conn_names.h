@@ -28,6 +28,7 @@
 #define rt_conn_server fake_conn_server
 #define rt_conn_peer fake_conn_peer
 #define rt_conn_input_waiting fake_conn_input_waiting
+#define rt_conn_pause_reading fake_conn_pause_reading
 #define rt__worker_broadcaster fake_worker_broadcaster
 #define rt__worker_run_soon fake_worker_run_soon
 #define rt__worker_cancel fake_worker_cancel
