@@ -108,6 +108,7 @@ describe('redis broker: publishing does not block the loop', { timeout: 60000 },
     node = await startServer({ workers: 1, flags: {
       broker: 'redis', redisUrl: `redis://127.0.0.1:${proxy.port}`,
       namespaces: JSON.stringify([{ pattern: 'cpub.>', client_publish: true }]),
+      clientCommandRate: 0, // the ping client sends a ping as soon as it has its pong: far over the default 50/s
     } });
     await waitFor(async () => (await request(node.port, { path: '/readyz', timeout: 2000 })).status === 200,
       { timeout: 10000, message: 'node ready' });
