@@ -37,6 +37,7 @@ INCLUDEDIR ?= $(PREFIX)/include
 MANDIR   ?= $(PREFIX)/share/man
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 UNITDIR  ?= $(LIBDIR)/systemd/system
+SYSUSERSDIR ?= $(LIBDIR)/sysusers.d
 DOCDIR   ?= $(PREFIX)/share/doc/realtime
 INSTALL  ?= install
 
@@ -132,7 +133,7 @@ e2e: $(B)/realtime $(BENCH_BIN)
 # The .pc file and the unit are written with the paths of this install (PREFIX, LIBDIR, BINDIR, ...).
 install: $(B)/realtime $(B)/librealtime.a $(SO) $(MAN_PAGES)
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(INCLUDEDIR)/realtime \
-		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DOCDIR)
 	$(INSTALL) -m 0755 $(B)/realtime $(DESTDIR)$(BINDIR)/realtime
 	$(INSTALL) -m 0644 $(B)/librealtime.a $(DESTDIR)$(LIBDIR)/librealtime.a
 	$(INSTALL) -m 0755 $(SO) $(DESTDIR)$(LIBDIR)/$(notdir $(SO))
@@ -147,6 +148,7 @@ install: $(B)/realtime $(B)/librealtime.a $(SO) $(MAN_PAGES)
 	$(INSTALL) -m 0644 $(B)/man/realtime.json.5 $(DESTDIR)$(MANDIR)/man5/realtime.json.5
 	sed -e 's|/usr/local/bin/realtime|$(BINDIR)/realtime|g' contrib/realtime.service > $(DESTDIR)$(UNITDIR)/realtime.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/realtime.service
+	$(INSTALL) -m 0644 contrib/realtime.sysusers $(DESTDIR)$(SYSUSERSDIR)/realtime.conf
 	$(INSTALL) -m 0644 contrib/realtime.json $(DESTDIR)$(DOCDIR)/realtime.json
 
 uninstall:
@@ -154,7 +156,7 @@ uninstall:
 		$(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/$(notdir $(SO)) $(DESTDIR)$(PKGCONFIGDIR)/realtime.pc \
 		$(DESTDIR)$(INCLUDEDIR)/realtime.h $(patsubst include/%,$(DESTDIR)$(INCLUDEDIR)/%,$(wildcard include/realtime/*.h)) \
 		$(DESTDIR)$(MANDIR)/man1/realtime.1 $(DESTDIR)$(MANDIR)/man5/realtime.json.5 \
-		$(DESTDIR)$(UNITDIR)/realtime.service $(DESTDIR)$(DOCDIR)/realtime.json
+		$(DESTDIR)$(UNITDIR)/realtime.service $(DESTDIR)$(SYSUSERSDIR)/realtime.conf $(DESTDIR)$(DOCDIR)/realtime.json
 	-rmdir $(DESTDIR)$(INCLUDEDIR)/realtime $(DESTDIR)$(DOCDIR) 2>/dev/null
 
 test: deps

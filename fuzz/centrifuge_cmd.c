@@ -128,14 +128,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     fake_setup(1000);
     n_seen = 0;
-    if (cfg & 1)
-        CHECK(rt_token_verifier_new(&(rt_token_config_t){.secret = "fuzz-secret"}, &server.tokens, NULL, 0) == 0);
+    if (cfg & 1) {
+        rt_token_verifier_t *tokens;
+        CHECK(rt_token_verifier_new(&(rt_token_config_t){.secret = "fuzz-secret"}, &tokens, NULL, 0) == 0);
+        server.tokens = tokens;
+    }
     static rt_namespace_t ns[2];
     ns[0] = (rt_namespace_t){.pattern = "news", .anonymous = true, .history = true};
     ns[1] = (rt_namespace_t){.pattern = ">", .history = true, .client_publish = cfg & 4, .presence = !(cfg & 8),
                              .join_leave = !(cfg & 8)};
     ns[0].client_publish = ns[1].client_publish, ns[0].presence = ns[1].presence, ns[0].join_leave = ns[1].join_leave;
-    server.access = (rt_access_t){.namespaces = ns, .n_namespaces = 2, .insecure = cfg & 2};
+    static rt_access_t access;
+    access = (rt_access_t){.namespaces = ns, .n_namespaces = 2, .insecure = cfg & 2};
+    server.access = &access;
     if (cfg & 16)
         config.client_queue_bytes = 700;
     for (int i = 0; i < 5; i++)

@@ -97,9 +97,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     fake_setup(8);
     static rt_namespace_t ns[] = {{.pattern = "incidents.>", .anonymous = true, .history = true}};
-    server.access = (rt_access_t){.namespaces = ns, .n_namespaces = 1, .insecure = cfg & 1};
-    if (cfg & 2)
-        CHECK(rt_token_verifier_new(&(rt_token_config_t){.secret = "fuzz-secret"}, &server.tokens, NULL, 0) == 0);
+    static rt_access_t access;
+    access = (rt_access_t){.namespaces = ns, .n_namespaces = 1, .insecure = cfg & 1};
+    server.access = &access;
+    if (cfg & 2) {
+        rt_token_verifier_t *tokens;
+        CHECK(rt_token_verifier_new(&(rt_token_config_t){.secret = "fuzz-secret"}, &tokens, NULL, 0) == 0);
+        server.tokens = tokens;
+    }
     if (cfg & 4)
         config.client_queue_bytes = 700;
     CHECK(fake_publish("e1", "incident.created", "incidents", "{\"severity\":\"SEV-1\"}", NULL) == 0);

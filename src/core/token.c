@@ -395,6 +395,26 @@ int rt_token_verifier_set_jwks(rt_token_verifier_t *v, const char *json, size_t 
     return 0;
 }
 
+void rt_token_verifier_adopt_jwks(rt_token_verifier_t *dst, rt_token_verifier_t *src)
+{
+    pthread_mutex_lock(&src->lock);
+    rt_token_keyset_t *set = src->jwks;
+    if (set != NULL)
+        rt__token_keyset_retain(set);
+    pthread_mutex_unlock(&src->lock);
+    if (set == NULL)
+        return;
+    pthread_mutex_lock(&dst->lock);
+    bool take = dst->jwks == NULL;
+    if (take) {
+        dst->jwks = set;
+        atomic_store(&dst->n_jwks, set->n);
+    }
+    pthread_mutex_unlock(&dst->lock);
+    if (!take)
+        rt__token_keyset_release(set);
+}
+
 bool rt_token_verifier_has_keys(const rt_token_verifier_t *v)
 {
     return v != NULL && (v->secret != NULL || v->pem.pkey != NULL || atomic_load(&v->n_jwks) != 0);

@@ -56,6 +56,12 @@ int rt_token_verifier_new(const rt_token_config_t *cfg, rt_token_verifier_t **ou
  */
 int rt_token_verifier_set_jwks(rt_token_verifier_t *v, const char *json, size_t len, char *err, size_t errlen);
 
+/**
+ * Gives dst the JWKS keys src holds now, unless dst has some already (a fetch into dst came first): for a
+ * verifier rebuilt on reload, so that it need not wait for the next fetch. Any thread.
+ */
+void rt_token_verifier_adopt_jwks(rt_token_verifier_t *dst, rt_token_verifier_t *src);
+
 /** Whether any token could verify: a secret, a public key or at least one JWKS key. NULL: false. Any thread. */
 bool rt_token_verifier_has_keys(const rt_token_verifier_t *v);
 

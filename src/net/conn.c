@@ -265,7 +265,7 @@ static void on_closed(uv_handle_t *h)
     atomic_fetch_sub_explicit(&stats_of(c)->connections[c->kind], 1, memory_order_relaxed);
     rt_admission_t *adm = c->worker->server->admission;
     rt_admission_leave(adm);
-    if (rt_admission_per_address(adm) && impl->slot[0] != NULL)
+    if (c->has_addr_slot && impl->slot[0] != NULL)
         rt_admission_leave_addr(adm, impl->slot[0]);
     free(c->outq);
     release_input(c);
@@ -592,6 +592,7 @@ void rt__conn_accept(rt_worker_t *w)
     uv_tcp_nodelay(&impl->tcp, 1);
     c->kind = RT_CONN_HTTP;
     atomic_fetch_add_explicit(&w->server->stats.connections[RT_CONN_HTTP], 1, memory_order_relaxed);
+    c->has_addr_slot = per_addr;
     if (!rt_admission_enter(adm))
         refuse(c, RT_LIMIT_CONNECTIONS);
     else if (per_addr)

@@ -64,6 +64,7 @@ struct st_rt_conn_t {
     bool reading_paused : 1;
     bool out_drained : 1;     /* the output queue emptied since the last tick (conn.c: when the ring goes) */
     bool addr_pending : 1;    /* from a trusted proxy: counted per address once its first request names the client */
+    bool has_addr_slot : 1;   /* allocated with its per-address count (conn.c), max_connections_per_ip being on */
     uint8_t refused;          /* over a limit: rt_limit_t + 1 (rt_conn_refused); 0 when admitted */
     /* 96 bytes, so that with the libuv handle a connection is one 352-byte malloc chunk: it is most of what an
      * idle connection costs. Hence narrow flags, and input leftovers (rare: a read ending inside a frame) kept

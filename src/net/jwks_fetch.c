@@ -28,7 +28,7 @@ struct st_rt_jwks_fetch_t {
     char host[256], port[8], *path;
     bool host_is_ip;
     double refresh_s;
-    rt_token_verifier_t *tokens;
+    rt_token_verifier_t *tokens; /* guarded by lock: a reload retargets it (rt_jwks_fetch_retarget) */
     SSL_CTX *ssl_ctx;
     pthread_t thread;
     pthread_mutex_t lock; /* guards stop, first_done and fd */
@@ -169,6 +169,13 @@ static int exchange(rt_jwks_fetch_t *f, SSL *ssl, rt_buf_t *body, char *err, siz
     return 0;
 }
 
+void rt_jwks_fetch_retarget(rt_jwks_fetch_t *f, rt_token_verifier_t *tokens)
+{
+    pthread_mutex_lock(&f->lock);
+    f->tokens = tokens;
+    pthread_mutex_unlock(&f->lock);
+}
+
 static void set_fd(rt_jwks_fetch_t *f, int fd)
 {
     pthread_mutex_lock(&f->lock);
@@ -242,7 +249,10 @@ static void *run(void *arg)
         rt_buf_t body = {0};
         char err[256], why[256];
         int r = fetch(f, &body, err, sizeof(err));
-        if (r == 0 && rt_token_verifier_set_jwks(f->tokens, body.base != NULL ? body.base : "", body.len, why, sizeof(why)) != 0)
+        pthread_mutex_lock(&f->lock);
+        rt_token_verifier_t *tokens = f->tokens; /* one retired by a reload stays valid: the server keeps it */
+        pthread_mutex_unlock(&f->lock);
+        if (r == 0 && rt_token_verifier_set_jwks(tokens, body.base != NULL ? body.base : "", body.len, why, sizeof(why)) != 0)
             r = -1, snprintf(err, sizeof(err), "%s", why);
         rt_buf_free(&body);
         wait_s = r == 0 || have_keys || f->refresh_s < RT_JWKS_RETRY_S ? f->refresh_s : RT_JWKS_RETRY_S;

@@ -25,6 +25,9 @@ typedef struct st_rt_jwks_fetch_t rt_jwks_fetch_t;
  */
 rt_jwks_fetch_t *rt_jwks_fetch_start(const char *url, double refresh_s, rt_token_verifier_t *tokens, char *err, size_t errlen);
 
+/** Makes later fetches go into tokens (a verifier rebuilt by a reload); the old one must stay valid. */
+void rt_jwks_fetch_retarget(rt_jwks_fetch_t *f, rt_token_verifier_t *tokens);
+
 /** Stops the thread (cutting a fetch in progress short) and frees the fetcher; NULL allowed. */
 void rt_jwks_fetch_stop(rt_jwks_fetch_t *f);
 

@@ -19,10 +19,16 @@ struct st_rt_admission_slot_t {
     size_t count;
 };
 
+/* Immutable once published; replaced whole by rt_admission_configure. */
+typedef struct st_trusted_t {
+    struct st_trusted_t *retired; /* the one it replaced, freed with the admission (a reader may still hold it) */
+    size_t n;
+    rt_cidr_t nets[];
+} trusted_t;
+
 struct st_rt_admission_t {
-    size_t max_connections, max_per_ip;
-    rt_cidr_t *trusted;
-    size_t n_trusted;
+    atomic_size_t max_connections, max_per_ip;
+    trusted_t *_Atomic trusted;
     atomic_size_t total;
     pthread_mutex_t lock; /* guards by_addr and the slots' counts */
     rt_map_t by_addr;     /* rt_addr_t bytes -> slot */
@@ -30,17 +36,23 @@ struct st_rt_admission_t {
 
 static const uint8_t V4_MAPPED[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
+void rt_admission_configure(rt_admission_t *a, size_t max_connections, size_t max_per_ip, const rt_cidr_t *trusted, size_t n_trusted)
+{
+    trusted_t *t = rt_mem_calloc(1, sizeof(*t) + n_trusted * sizeof(t->nets[0]));
+    t->n = n_trusted;
+    if (n_trusted != 0)
+        memcpy(t->nets, trusted, n_trusted * sizeof(t->nets[0]));
+    t->retired = atomic_load(&a->trusted);
+    atomic_store(&a->trusted, t);
+    atomic_store_explicit(&a->max_connections, max_connections, memory_order_relaxed);
+    atomic_store_explicit(&a->max_per_ip, max_per_ip, memory_order_relaxed);
+}
+
 rt_admission_t *rt_admission_new(size_t max_connections, size_t max_per_ip, const rt_cidr_t *trusted, size_t n_trusted)
 {
     rt_admission_t *a = rt_mem_calloc(1, sizeof(*a));
-    a->max_connections = max_connections;
-    a->max_per_ip = max_per_ip;
-    if (n_trusted != 0) {
-        a->trusted = rt_mem_alloc(n_trusted * sizeof(*trusted));
-        memcpy(a->trusted, trusted, n_trusted * sizeof(*trusted));
-        a->n_trusted = n_trusted;
-    }
     pthread_mutex_init(&a->lock, NULL);
+    rt_admission_configure(a, max_connections, max_per_ip, trusted, n_trusted);
     return a;
 }
 
@@ -56,30 +68,36 @@ void rt_admission_free(rt_admission_t *a)
     rt_map_foreach(&a->by_addr, free_slot, NULL);
     rt_map_clear(&a->by_addr);
     pthread_mutex_destroy(&a->lock);
-    free(a->trusted);
+    for (trusted_t *t = atomic_load(&a->trusted), *next; t != NULL; t = next) {
+        next = t->retired;
+        free(t);
+    }
     free(a);
 }
 
 bool rt_admission_per_address(const rt_admission_t *a)
 {
-    return a->max_per_ip != 0;
+    return atomic_load_explicit(&a->max_per_ip, memory_order_relaxed) != 0;
 }
 
 bool rt_admission_trusts(const rt_admission_t *a, const rt_addr_t *peer)
 {
-    return rt_cidr_match(a->trusted, a->n_trusted, peer);
+    const trusted_t *t = atomic_load(&a->trusted);
+    return rt_cidr_match(t->nets, t->n, peer);
 }
 
 const rt_cidr_t *rt_admission_trusted(const rt_admission_t *a, size_t *n)
 {
-    *n = a->n_trusted;
-    return a->trusted;
+    const trusted_t *t = atomic_load(&a->trusted);
+    *n = t->n;
+    return t->nets;
 }
 
 bool rt_admission_enter(rt_admission_t *a)
 {
     size_t now = atomic_fetch_add_explicit(&a->total, 1, memory_order_relaxed) + 1;
-    return a->max_connections == 0 || now <= a->max_connections;
+    size_t max = atomic_load_explicit(&a->max_connections, memory_order_relaxed);
+    return max == 0 || now <= max;
 }
 
 void rt_admission_leave(rt_admission_t *a)
@@ -99,7 +117,8 @@ rt_admission_slot_t *rt_admission_enter_addr(rt_admission_t *a, const rt_addr_t 
         slot->key = key;
         rt_map_put(&a->by_addr, (const char *)slot->key.b, sizeof(slot->key.b), slot);
     }
-    *over = ++slot->count > a->max_per_ip;
+    size_t max = atomic_load_explicit(&a->max_per_ip, memory_order_relaxed);
+    *over = ++slot->count > max && max != 0;
     pthread_mutex_unlock(&a->lock);
     return slot;
 }

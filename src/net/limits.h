@@ -32,6 +32,11 @@ typedef struct st_rt_admission_slot_t rt_admission_slot_t;
 /** max_connections and max_per_ip 0 mean no limit; trusted[0..n_trusted) is copied. */
 rt_admission_t *rt_admission_new(size_t max_connections, size_t max_per_ip, const rt_cidr_t *trusted, size_t n_trusted);
 void rt_admission_free(rt_admission_t *a);
+/**
+ * Sets new limits and trusted proxies (a reload); connections already counted stay counted. Turning
+ * max_connections_per_ip on counts only connections accepted from then on. One thread at a time (the main one).
+ */
+void rt_admission_configure(rt_admission_t *a, size_t max_connections, size_t max_per_ip, const rt_cidr_t *trusted, size_t n_trusted);
 /** Whether connections are counted per address (so each needs its slot). */
 bool rt_admission_per_address(const rt_admission_t *a);
 /** Whether peer is a trusted proxy. */

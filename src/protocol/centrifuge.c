@@ -207,8 +207,8 @@ static int cmd_publish(cf_ws_t *w, uint32_t id, const json_t *req)
     /* A client publishes where its channel's namespace allows it, and only to a channel it may read. */
     const char *why;
     rt_grant_t grant = {.admin = cf->admin, .subscribe = (const char *const *)cf->granted, .n_subscribe = cf->n_granted};
-    if (!rt_namespace_of(&cf->server->access, channel, len)->client_publish ||
-        !rt_access_read(&cf->server->access, &grant, channel, len, &why))
+    if (!rt_namespace_of(cf->server->access, channel, len)->client_publish ||
+        !rt_access_read(cf->server->access, &grant, channel, len, &why))
         return fail(w, id, RT_CF_ERR_PERMISSION_DENIED);
     rt_event_t *ev;
     char err[256];
@@ -230,7 +230,7 @@ static int cmd_channel_query(cf_ws_t *w, uint32_t id, const char *method, const 
         return fail(w, id, RT_CF_ERR_BAD_REQUEST);
     if (rt__cf_find_sub(cf, channel) == NULL)
         return fail(w, id, RT_CF_ERR_PERMISSION_DENIED);
-    const rt_namespace_t *ns = rt_namespace_of(&cf->server->access, channel, strlen(channel));
+    const rt_namespace_t *ns = rt_namespace_of(cf->server->access, channel, strlen(channel));
     if (strcmp(method, "history") == 0) {
         if (!ns->history)
             return fail(w, id, RT_CF_ERR_NOT_AVAILABLE);

@@ -209,7 +209,7 @@ static int presence_channel(rt_conn_t *c, const json_t *req, const char **channe
     *channel = json_string_value(json_object_get(req, "channel"));
     if (*channel == NULL)
         return RT_CF_ERR_BAD_REQUEST;
-    return rt_namespace_of(&rt_conn_server(c)->access, *channel, strlen(*channel))->presence ? 0 : RT_CF_ERR_NOT_AVAILABLE;
+    return rt_namespace_of(rt_conn_server(c)->access, *channel, strlen(*channel))->presence ? 0 : RT_CF_ERR_NOT_AVAILABLE;
 }
 
 static int api_presence(rt_conn_t *c, const json_t *req, rt_buf_t *out)

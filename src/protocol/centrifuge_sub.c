@@ -134,7 +134,7 @@ int rt__cf_authenticate(rt_cf_t *cf, const char *token, json_t **token_channels)
 {
     *token_channels = NULL;
     if (token == NULL || token[0] == '\0') {
-        if (!anonymous_allowed(&cf->server->access))
+        if (!anonymous_allowed(cf->server->access))
             return RT_CF_ERR_UNAUTHORIZED;
         cf->user = rt_strdup("");
         return 0;
@@ -277,7 +277,7 @@ static int check_subscribe(rt_cf_t *cf, const char *channel, const json_t *req, 
     /* Server-side subscriptions (the token's channels claim, the server API) are granted by whoever made them. */
     rt_grant_t grant = {.admin = cf->admin, .subscribe = (const char *const *)cf->granted, .n_subscribe = cf->n_granted,
                         .channel = sub_token ? channel : NULL};
-    if (!server_side && !rt_access_read(&cf->server->access, &grant, channel, len, &why)) {
+    if (!server_side && !rt_access_read(cf->server->access, &grant, channel, len, &why)) {
         RT_LOG_DEBUG("subscribe %s refused: %s", channel, why);
         return RT_CF_ERR_PERMISSION_DENIED;
     }
@@ -318,7 +318,7 @@ int rt__cf_subscribe(rt_cf_t *cf, const char *channel, const json_t *req, bool s
 
     rt_buf_t pubs = {0};
     /* A namespace without history says so: not recoverable, and a recovery asked for is answered recovered=false. */
-    bool recoverable = rt_namespace_of(&cf->server->access, channel, strlen(channel))->history;
+    bool recoverable = rt_namespace_of(cf->server->access, channel, strlen(channel))->history;
     bool recovering = read_position(req, &pos),
          recovered = recovering && recoverable && recover(cf, channel, s, &pos, sub->seq_mark, &pubs);
     uint64_t offset = recovered ? pos.offset : top.offset;
@@ -378,7 +378,7 @@ void rt__cf_subscribed(rt_cf_t *cf, const char *channel)
     rt_cf_sub_t *sub = rt__cf_find_sub(cf, channel);
     if (sub == NULL || cf->peer == NULL)
         return;
-    const rt_namespace_t *ns = rt_namespace_of(&cf->server->access, channel, strlen(channel));
+    const rt_namespace_t *ns = rt_namespace_of(cf->server->access, channel, strlen(channel));
     rt_presence_add(cf->peer, channel, ns->join_leave && sub->join_leave, ns->join_leave, cf->conn->worker);
 }
 
@@ -411,7 +411,7 @@ void rt__cf_unsubscribe(rt_cf_t *cf, const char *channel, bool push)
             push_unsubscribe(cf, sub->channel, 2000, "server unsubscribe");
         if (cf->peer != NULL)
             rt_presence_remove(cf->peer, sub->channel,
-                               rt_namespace_of(&cf->server->access, sub->channel, strlen(sub->channel))->join_leave,
+                               rt_namespace_of(cf->server->access, sub->channel, strlen(sub->channel))->join_leave,
                                cf->conn->worker);
         free_sub(cf, sub);
         return;

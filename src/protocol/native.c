@@ -270,11 +270,11 @@ static void subscribe(native_t *n, rt_native_sub_t *sub)
     rt_grant_t grant = {.admin = n->admin, .subscribe = (const char *const *)n->granted};
     while (n->granted != NULL && n->granted[grant.n_subscribe] != NULL)
         grant.n_subscribe++;
-    if (rt_native_sub_check_access(sub, &server->access, &grant, &err) != 0) {
+    if (rt_native_sub_check_access(sub, server->access, &grant, &err) != 0) {
         send_error(n, sub->id, err.code, "%s", err.message);
         goto Done;
     }
-    bool no_history = rt_native_sub_drop_resume(sub, &server->access);
+    bool no_history = rt_native_sub_drop_resume(sub, server->access);
     if (sub->last_event_id != NULL && n->n_subs != 0) {
         /* Events already queued for this worker would be covered by the watermark the replay raises: deliver them
          * to the existing subscriptions first. */

@@ -34,6 +34,7 @@ typedef struct st_cfg_key_t {
     const char *(*check)(const char *, char *, size_t); /* K_STRING: extra validation, returns NULL or a message */
     bool (*item_check)(const char *);                   /* K_LIST: whether an item is valid */
     const char *item_help;                              /* K_LIST, K_SECRET_LIST: what an item must be */
+    bool fixed;                                         /* a reload (SIGHUP) cannot change it: restart */
     const char *arg;                                    /* placeholder in --help */
     const char *def;                                    /* the default as it would be written; NULL: none or derived */
     const char *def_help;                               /* how to describe a derived default */
@@ -78,19 +79,19 @@ static const char *check_https_url(const char *s, char *msg, size_t n)
 
 static const cfg_key_t keys[] = {
     {"config", K_FILE, 0, .arg = "FILE", .def_help = "none", .help = "JSON configuration file (a flag or REALTIME_CONFIG only)"},
-    {"listen", K_STRING, F(listen), .check = check_listen, .arg = "ADDR", .def = "127.0.0.1:8080",
+    {"listen", K_STRING, F(listen), .check = check_listen, .fixed = true, .arg = "ADDR", .def = "127.0.0.1:8080",
      .help = "address to listen on: IPv4:port, [IPv6]:port, localhost:port or :port (all interfaces)"},
-    {"workers", K_UINT, F(workers), 1, 256, .arg = "N", .def_help = "one per online CPU",
+    {"workers", K_UINT, F(workers), 1, 256, .fixed = true, .arg = "N", .def_help = "one per online CPU",
      .help = "worker threads, each with its own event loop and SO_REUSEPORT listener"},
-    {"mode", K_MODE, F(mode), .choices = mode_names, .arg = "MODE", .def = "hybrid",
+    {"mode", K_MODE, F(mode), .choices = mode_names, .fixed = true, .arg = "MODE", .def = "hybrid",
      .help = "websocket (/ws, /events), centrifuge (Centrifuge endpoints) or hybrid (both)"},
     {"heartbeat", K_SECONDS, F(heartbeat_s), 0.01, DAY, .arg = "SECONDS", .def = "25",
      .help = "/ws ping frame and SSE ': ping' interval"},
     {"pong_timeout", K_SECONDS, F(pong_timeout_s), 0.01, DAY, .arg = "SECONDS", .def = "10",
      .help = "a /ws client that does not answer a ping within this is closed (1008)"},
-    {"history_size", K_COUNT, F(history_size), 1, 100000000, .arg = "N", .def = "10000",
+    {"history_size", K_COUNT, F(history_size), 1, 100000000, .fixed = true, .arg = "N", .def = "10000",
      .help = "events kept in history for resume and /api/history"},
-    {"history_ttl", K_SECONDS, F(history_ttl_s), 0.001, 365 * DAY, .arg = "SECONDS", .def = "3600",
+    {"history_ttl", K_SECONDS, F(history_ttl_s), 0.001, 365 * DAY, .fixed = true, .arg = "SECONDS", .def = "3600",
      .help = "events older than this leave history"},
     {"max_event_bytes", K_BYTES, F(max_event_bytes), 256, 64 * MIB, .arg = "BYTES", .def = "65536",
      .help = "largest accepted event (its whole JSON)"},
@@ -116,7 +117,7 @@ static const cfg_key_t keys[] = {
              "closes (0: close at once)"},
     {"shutdown_timeout", K_SECONDS, F(shutdown_timeout_s), 0, DAY, .arg = "SECONDS", .def = "10",
      .help = "graceful shutdown deadline on SIGTERM/SIGINT"},
-    {"insecure", K_BOOL, F(insecure), .arg = "BOOL", .def = "false",
+    {"insecure", K_BOOL, F(insecure), .fixed = true, .arg = "BOOL", .def = "false",
      .help = "development only: no API key, any channel (all too) without a token, any Origin; logged as a warning"},
     {"namespaces", K_NAMESPACES, 0, .arg = "JSON", .def_help = "none",
      .help = "channel options by pattern, first match wins: [{\"pattern\":\"public.>\",\"anonymous\":true}, ...]; keys "
@@ -162,9 +163,9 @@ static const cfg_key_t keys[] = {
      .help = "Centrifuge protocol ping interval"},
     {"centrifuge_pong", K_SECONDS, F(centrifuge_pong_s), 0.01, DAY, .arg = "SECONDS", .def = "8",
      .help = "Centrifuge pong timeout (disconnect 3012)"},
-    {"broker", K_CHOICE, F(broker), .choices = broker_names, .arg = "NAME", .def = "memory",
+    {"broker", K_CHOICE, F(broker), .choices = broker_names, .fixed = true, .arg = "NAME", .def = "memory",
      .help = "memory (single node) or redis (several nodes)"},
-    {"redis_url", K_STRING, F(redis_url), .check = check_redis_url, .arg = "URL", .def = "redis://127.0.0.1:6379",
+    {"redis_url", K_STRING, F(redis_url), .check = check_redis_url, .fixed = true, .arg = "URL", .def = "redis://127.0.0.1:6379",
      .help = "Redis server for broker=redis"},
     {"log_level", K_CHOICE, F(log_level), .choices = level_names, .arg = "LEVEL", .def = "info",
      .help = "error, warn, info or debug"},
@@ -806,6 +807,57 @@ bool rt_config_key_doc(size_t i, rt_config_key_doc_t *doc)
         expectation(k, msg, sizeof(msg));
     format(doc->value, sizeof(doc->value), "%s", strncmp(msg, "must be ", 8) == 0 ? msg + 8 : msg);
     return true;
+}
+
+/* Whether a and b hold the same value for k, secrets compared as themselves (the dump masks them). */
+static bool same_value(const rt_config_t *a, const rt_config_t *b, const cfg_key_t *k)
+{
+    const char *fa = (const char *)a + k->offset, *fb = (const char *)b + k->offset;
+    if (k->type == K_SECRET) {
+        const char *x = *(char *const *)fa, *y = *(char *const *)fb;
+        return x == y || (x != NULL && y != NULL && strcmp(x, y) == 0);
+    }
+    if (k->type == K_SECRET_LIST) {
+        const rt_strlist_t *x = (const rt_strlist_t *)fa, *y = (const rt_strlist_t *)fb;
+        if (x->n != y->n)
+            return false;
+        for (size_t i = 0; i < x->n; i++)
+            if (strcmp(x->items[i], y->items[i]) != 0)
+                return false;
+        return true;
+    }
+    json_t *x = value_json(a, k), *y = value_json(b, k);
+    bool same = json_equal(x, y);
+    json_decref(x);
+    json_decref(y);
+    return same;
+}
+
+/* Appends name to the comma-separated list in buf. */
+static void add_name(char *buf, size_t n, const char *name)
+{
+    size_t len = strlen(buf);
+    if (len < n)
+        snprintf(buf + len, n - len, "%s%s", len ? ", " : "", name);
+}
+
+void rt_config_reloadable(rt_config_t *next, const rt_config_t *cur, char *changed, size_t changed_len, char *kept, size_t kept_len)
+{
+    changed[0] = kept[0] = '\0';
+    for (size_t i = 0; i < RT_ARRAY_SIZE(keys); i++) {
+        const cfg_key_t *k = &keys[i];
+        if (k->type == K_FILE || same_value(next, cur, k))
+            continue;
+        if (!k->fixed) {
+            add_name(changed, changed_len, k->name);
+            continue;
+        }
+        add_name(kept, kept_len, k->name);
+        json_t *v = value_json(cur, k); /* a fixed key is never a secret: its dump is its value */
+        char msg[256];
+        set_value(next, k, NULL, v, msg, sizeof(msg));
+        json_decref(v);
+    }
 }
 
 void rt_config_usage(FILE *out)

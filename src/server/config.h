@@ -83,6 +83,13 @@ int rt_config_load(rt_config_t *cfg, int argc, char **argv, char *err, size_t er
 int rt_config_finish(rt_config_t *cfg, char *err, size_t errlen);
 /** Writes the effective configuration as JSON (secrets masked) to a new string (free()). */
 char *rt_config_dump(const rt_config_t *cfg);
+/**
+ * For a reload: names in changed (comma-separated) the keys whose value next changes from cur, and for the keys a
+ * running server cannot change (listen, workers, mode, history_size, history_ttl, insecure, broker, redis_url)
+ * puts cur's value back into next and names them in kept instead. Both finished (rt_config_finish); finish next
+ * again after, for what it derives from the values put back (host and port from listen).
+ */
+void rt_config_reloadable(rt_config_t *next, const rt_config_t *cur, char *changed, size_t changed_len, char *kept, size_t kept_len);
 /** Prints one entry per key (flag, argument, meaning, env variable, default) for --help. */
 void rt_config_usage(FILE *out);
 

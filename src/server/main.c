@@ -80,6 +80,21 @@ static int match_opt(int argc, char **argv, int *i, const char *name, const char
     return 1;
 }
 
+/* How serve loaded its configuration, to load it again on SIGHUP. */
+typedef struct st_serve_args_t {
+    int argc;
+    char **argv;
+} serve_args_t;
+
+static int load_config(rt_config_t *cfg, void *ctx, char *err, size_t errlen)
+{
+    const serve_args_t *a = ctx;
+    rt_config_defaults(cfg);
+    if (rt_config_load(cfg, a->argc, a->argv, err, errlen) != 0 || rt_config_finish(cfg, err, errlen) != 0)
+        return -1;
+    return 0;
+}
+
 static int cmd_serve(int argc, char **argv, bool check_only)
 {
     if (wants_help(argc, argv)) {
@@ -108,7 +123,8 @@ static int cmd_serve(int argc, char **argv, bool check_only)
         free(dump);
         ret = EXIT_OK;
     } else {
-        ret = rt_server_run(&cfg);
+        serve_args_t args = {argc, argv};
+        ret = rt_server_run(&cfg, load_config, &args);
     }
     rt_config_free(&cfg);
     return ret;

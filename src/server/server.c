@@ -5,12 +5,11 @@
 #include <uv.h>
 #include "realtime/error.h"
 #include "broker/broker.h"
-#include "net/jwks_fetch.h"
 #include "net/fdtable.h"
-#include "net/limits.h"
 #include "net/worker.h"
 #include "transport/ws_handshake.h"
 #include "server/notify.h"
+#include "server/reload.h"
 #include "server/routes.h"
 #include "server/server.h"
 #include "util/clock.h"
@@ -44,10 +43,18 @@ bool rt_server_ready(rt_server_t *s)
 
 typedef struct st_signal_ctx_t {
     rt_server_t *server;
-    uv_signal_t sigint, sigterm;
+    rt_reload_t *reload;
+    uv_signal_t sigint, sigterm, sighup;
     uv_timer_t deadline;
     int exit_code;
 } signal_ctx_t;
+
+static void on_hup(uv_signal_t *h, int signum)
+{
+    signal_ctx_t *sc = h->data;
+    if (!atomic_load(&sc->server->stopping))
+        rt__reload_run(sc->reload);
+}
 
 static void on_deadline(uv_timer_t *t)
 {
@@ -69,6 +76,8 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_signal_stop(&sc->sigterm);
     uv_close((uv_handle_t *)&sc->sigint, NULL);
     uv_close((uv_handle_t *)&sc->sigterm, NULL);
+    uv_close((uv_handle_t *)&sc->sighup, NULL); /* no reloads while stopping; and the loop ends with its handles */
+    signal(SIGHUP, SIG_IGN);                      /* closing it put back the default action, which would kill us */
     /* A backstop: the workers enforce shutdown_timeout_s themselves; this catches a stuck thread. */
     uv_timer_start(&sc->deadline, on_deadline, (uint64_t)(s->config->shutdown_timeout_s * 1000) + 5000, 0);
     uv_unref((uv_handle_t *)&sc->deadline);
@@ -93,23 +102,8 @@ int rt_server_tokens_new(const rt_config_t *cfg, rt_token_verifier_t **out, char
     return rt_token_verifier_new(&tc, out, err, errlen);
 }
 
-/* Connection limits from the configuration (trusted_proxies were checked when it was loaded). */
-static rt_admission_t *admission_new(const rt_config_t *cfg)
+int rt_server_run(rt_config_t *config, rt_config_loader_t load, void *load_ctx)
 {
-    rt_cidr_t *trusted = rt_mem_calloc(cfg->trusted_proxies.n + 1, sizeof(*trusted));
-    for (size_t i = 0; i < cfg->trusted_proxies.n; i++)
-        rt_cidr_parse(cfg->trusted_proxies.items[i], &trusted[i]);
-    rt_admission_t *a = rt_admission_new(cfg->max_connections, cfg->max_connections_per_ip, trusted, cfg->trusted_proxies.n);
-    free(trusted);
-    return a;
-}
-
-int rt_server_run(rt_config_t *config)
-{
-    static const char *levels[] = {"error", "warn", "info", "debug"};
-    for (int i = 0; i < 4; i++)
-        if (config->log_level != NULL && strcmp(config->log_level, levels[i]) == 0)
-            rt_log_level = i;
     signal(SIGPIPE, SIG_IGN);
     rt__fdtable_reserve(); /* while this is the only thread */
     rt__http_init(&rt_router);
@@ -125,31 +119,24 @@ int rt_server_run(rt_config_t *config)
     signal_ctx_t sc = {.server = s};
     uv_signal_init(&loop, &sc.sigint);
     uv_signal_init(&loop, &sc.sigterm);
+    uv_signal_init(&loop, &sc.sighup);
     uv_timer_init(&loop, &sc.deadline);
-    sc.sigint.data = sc.sigterm.data = &sc;
+    sc.sigint.data = sc.sigterm.data = sc.sighup.data = &sc;
     uv_signal_start(&sc.sigint, on_signal, SIGINT);
     uv_signal_start(&sc.sigterm, on_signal, SIGTERM);
-    s->config = config;
-    s->access = (rt_access_t){.namespaces = config->namespaces, .n_namespaces = config->n_namespaces, .insecure = config->insecure};
+    uv_signal_start(&sc.sighup, on_hup, SIGHUP);
+    char err[512];
+    if ((sc.reload = rt__reload_new(s, config, load, load_ctx, err, sizeof(err))) == NULL) {
+        RT_LOG_ERR("%s", err);
+        return 1;
+    }
     if (config->insecure)
         RT_LOG_WARN("insecure mode: the server API needs no key, any client may read any channel (all too) and any "
                     "web page may connect; for local development only");
-    s->admission = admission_new(config);
     s->started_ms = rt_clock_mono_ms();
     rt_history_config_t hc = {.size = config->history_size, .ttl_ms = (int64_t)(config->history_ttl_s * 1000)};
     s->history = rt_history_new(&hc);
     s->workers = rt_mem_calloc(config->workers, sizeof(*s->workers));
-    char err[512];
-    if (rt_server_tokens_new(config, &s->tokens, err, sizeof(err)) != 0) {
-        RT_LOG_ERR("%s", err);
-        return 1;
-    }
-    rt_jwks_fetch_t *jwks = NULL;
-    if (config->token_jwks_url != NULL &&
-        (jwks = rt_jwks_fetch_start(config->token_jwks_url, config->token_jwks_refresh_s, s->tokens, err, sizeof(err))) == NULL) {
-        RT_LOG_ERR("%s", err);
-        return 1;
-    }
     for (unsigned i = 0; i < config->workers; i++) {
         if ((s->workers[i] = rt__worker_new(s, i, err, sizeof(err))) == NULL) {
             RT_LOG_ERR("%s", err);
@@ -191,7 +178,6 @@ int rt_server_run(rt_config_t *config)
     for (unsigned i = 0; i < s->n_workers; i++)
         rt__worker_join(s->workers[i]);
     s->broker->ops->free(s->broker);
-    rt_jwks_fetch_stop(jwks);
     uv_close((uv_handle_t *)&sc.deadline, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
@@ -200,8 +186,7 @@ int rt_server_run(rt_config_t *config)
     for (unsigned i = 0; i < s->n_workers; i++)
         rt__worker_free(s->workers[i]);
     rt_history_free(s->history);
-    rt_token_verifier_free(s->tokens);
-    rt_admission_free(s->admission);
+    rt__reload_free(sc.reload);
     free(s->workers);
     free(s);
     return 0;

@@ -15,6 +15,7 @@
 #include "net/http.h"
 #include "net/limits.h"
 #include "server/config.h"
+#include "server/reload.h"
 
 typedef struct st_rt_server_t rt_server_t;
 typedef struct st_rt_broker_t rt_broker_t;
@@ -28,10 +29,15 @@ typedef struct st_rt_server_stats_t {
     atomic_uint_fast64_t limited[RT_LIMITS]; /**< refusals by limit (rt_limit_t) */
 } rt_server_stats_t;
 
+/*
+ * config, access and tokens are replaced whole on SIGHUP (src/server/reload.c): read each pointer once where
+ * consistency matters. What a reload replaces stays valid until the server exits (reload.c keeps it), so a
+ * worker may go on using what it read.
+ */
 struct st_rt_server_t {
-    rt_config_t *config;
-    rt_access_t access; /**< who may read what: the config's namespaces and insecure, for every protocol */
-    rt_token_verifier_t *tokens; /**< client JWT keys and rules, for every protocol (rt_server_tokens_new) */
+    rt_config_t *_Atomic config;
+    rt_access_t *_Atomic access; /**< who may read what: the config's namespaces and insecure, for every protocol */
+    rt_token_verifier_t *_Atomic tokens; /**< client JWT keys and rules, for every protocol (rt_server_tokens_new) */
     rt_admission_t *admission;   /**< connection counts against max_connections and max_connections_per_ip */
     rt_history_t *history;
     rt_broker_t *broker; /**< sequences published events and feeds history and workers (src/broker/broker.h) */
@@ -73,8 +79,11 @@ uint64_t rt_server_delivered(rt_server_t *s);
  */
 int rt_server_tokens_new(const rt_config_t *cfg, rt_token_verifier_t **out, char *err, size_t errlen);
 
-/** Runs the server until SIGTERM/SIGINT and a graceful shutdown; returns the process exit code. */
-int rt_server_run(rt_config_t *config);
+/**
+ * Runs the server until SIGTERM/SIGINT and a graceful shutdown; returns the process exit code. On SIGHUP the
+ * configuration is loaded again with load(…, load_ctx) (NULL: no reloads) and applied (src/server/reload.h).
+ */
+int rt_server_run(rt_config_t *config, rt_config_loader_t load, void *load_ctx);
 
 /** Counts a refusal by limit l (stats.limited, /metrics). */
 static inline void rt_server_count_limit(rt_server_t *s, rt_limit_t l)

@@ -176,7 +176,7 @@ void rt_sse_accept(rt_conn_t *c, rt_http_request_t *req)
     rt_token_claims_t claims;
     int refused = rt_native_check_token(server->tokens, rt_native_token(&sub, req), &claims, &err);
     rt_grant_t grant = rt_native_grant(&claims);
-    refused = refused != 0 || rt_native_sub_check_access(&sub, &server->access, &grant, &err) != 0;
+    refused = refused != 0 || rt_native_sub_check_access(&sub, server->access, &grant, &err) != 0;
     rt_token_claims_free(&claims);
     if (refused) {
         refuse(c, &sub, &err);
@@ -189,7 +189,7 @@ void rt_sse_accept(rt_conn_t *c, rt_http_request_t *req)
         sub.last_event_id = rt_strdup(hdr);
     }
 
-    bool no_history = rt_native_sub_drop_resume(&sub, &server->access);
+    bool no_history = rt_native_sub_drop_resume(&sub, server->access);
     sse_t *s = rt_mem_calloc(1, sizeof(*s));
     s->client = (rt_client_t){.ops = &client_ops, .data = c};
     rt_subscription_t *subscription;

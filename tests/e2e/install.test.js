@@ -179,9 +179,11 @@ describe('make install', { timeout: 60000 }, () => {
     const shipped = fs.readFileSync(path.join(ROOT, 'contrib/realtime.service'), 'utf8');
     const unit = fs.readFileSync(inTree('usr/lib/systemd/system/realtime.service'), 'utf8');
     for (const line of ['Type=notify', 'DynamicUser=yes', 'ProtectSystem=strict', 'NoNewPrivileges=yes', 'LimitNOFILE=65536',
-      'LoadCredential=realtime.json:/etc/realtime/realtime.json'])
+      'SupplementaryGroups=realtime', 'ExecReload=/bin/kill -HUP $MAINPID'])
       assert.ok(unit.split('\n').includes(line), `unit has ${line}`);
-    assert.match(shipped, /^ExecStart=\/usr\/local\/bin\/realtime serve --config \$\{CREDENTIALS_DIRECTORY\}\/realtime\.json$/m);
+    assert.match(shipped, /^ExecStart=\/usr\/local\/bin\/realtime serve --config \/etc\/realtime\/realtime\.json$/m);
+    assert.equal(fs.readFileSync(inTree('usr/lib/sysusers.d/realtime.conf'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'))[0],
+      'g realtime -', 'the group that may read the configuration');
     assert.match(unit, /^ExecStart=\/usr\/bin\/realtime serve /m, 'ExecStart follows BINDIR');
     if (!have('systemd-analyze')) {
       t.skip('systemd-analyze not installed (package systemd): checked the unit text only');

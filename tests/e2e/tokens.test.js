@@ -184,6 +184,11 @@ describe('token_jwks_url (HTTPS, refreshed)', { timeout: 90000 }, () => {
     await adminReads(srv, k2);
     await refused(srv, k1); // replaced, not merged
 
+    // a reload (SIGHUP) rebuilds the verifier: it starts with the keys fetched so far, and fetches go on into it
+    srv.proc.kill('SIGHUP');
+    await waitFor(() => /reloaded the configuration/.test(srv.logs()), { timeout: 5000, message: 'the reload' });
+    await adminReads(srv, k2);
+
     status = 500;
     const before500 = fetches;
     await waitFor(() => fetches >= before500 + 2, { timeout: 10000, message: 'two failed fetches' });

@@ -33,6 +33,7 @@
 
 static rt_config_t config FAKE_UNUSED;
 static rt_server_t server FAKE_UNUSED;
+static rt_access_t fake_access FAKE_UNUSED; /* server.access points here */
 static rt_broadcaster_t *bc FAKE_UNUSED;
 static rt_conn_t conn FAKE_UNUSED;
 static rt_buf_t out FAKE_UNUSED;       /* everything "written" to the peer */
@@ -178,7 +179,8 @@ static inline void fake_setup(size_t history_size)
     memset(&server, 0, sizeof(server));
     fake_delivered = 0;
     server.config = &config;
-    server.access = (rt_access_t){.insecure = true};
+    fake_access = (rt_access_t){.insecure = true};
+    server.access = &fake_access;
     rt_history_config_t hc = {.size = history_size};
     server.history = rt_history_new(&hc);
     rt_broadcaster_config_t bcfg = {.wakeup = fake_no_wakeup};

@@ -664,14 +664,14 @@ static void test_command_rate(void **state)
 
 static void test_all_needs_permission(void **state)
 {
-    server.access.insecure = false;
+    fake_access.insecure = false;
     open_ws("");
     skip_welcome();
     client_text("{\"type\":\"subscribe\",\"id\":\"adm\",\"channels\":[\"all\"]}");
     expect_msg("error", "adm", "permission_denied");
     client_text("{\"type\":\"subscribe\",\"id\":\"inc\",\"channels\":[\"incidents\"]}");
     expect_msg("error", "inc", "permission_denied"); /* no namespace is anonymous: every channel needs a grant */
-    server.access.insecure = true; /* development mode: open */
+    fake_access.insecure = true; /* development mode: open */
     client_text("{\"type\":\"subscribe\",\"id\":\"adm\",\"channels\":[\"all\"]}");
     expect_msg("subscribed", "adm", NULL);
     publish("e1", "whatever.x", NULL);
