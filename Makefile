@@ -25,7 +25,7 @@ LDFLAGS  := $(filter -fsanitize%,$(CFLAGS_$(MODE))) -pthread
 LIBS     := -luv -ljansson -ljwt -lhiredis -lssl -lcrypto -lz -lm
 
 # The version lives in one place, src/server/main.c; the shared library's soname carries its major number.
-VERSION  := $(shell sed -n 's/^\#define RT_VERSION "\(.*\)"/\1/p' src/server/main.c)
+VERSION  := $(shell sed -n 's/^\#define RT_VERSION "\(.*\)"/\1/p' include/realtime/version.h)
 SOMAJOR  := $(firstword $(subst ., ,$(VERSION)))
 SONAME   := librealtime.so.$(SOMAJOR)
 SO       := $(B)/librealtime.so.$(VERSION)

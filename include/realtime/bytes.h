@@ -7,11 +7,13 @@
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct st_rt_bytes_t rt_bytes_t;
 
 struct st_rt_bytes_t {
     atomic_uint _refcnt;
+    uint32_t _stamp_us; /* an event's wire form: when the event was accepted (monotonic µs, low 32 bits); 0: none */
     size_t len;
     char data[];
 };

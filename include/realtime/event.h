@@ -56,6 +56,7 @@ struct st_rt_event_t {
     size_t json_len;
     /* private */
     atomic_uint _refcnt;
+    uint32_t _accepted_us; /* monotonic µs (low 32 bits, never 0) when accepted: stamped on its wire forms */
     void *_Atomic *_forms; /* RT_FORM_COUNT * n_channels cached rt_bytes_t pointers */
     uint64_t *_offsets;
     char *_json;

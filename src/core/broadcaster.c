@@ -12,7 +12,9 @@
 #include "realtime/broadcaster.h"
 #include "realtime/channel.h"
 #include "realtime/error.h"
+#include "core/broadcaster-private.h"
 #include "core/sub_index.h"
+#include "util/clock.h"
 #include "util/mem.h"
 
 struct st_rt_broadcaster_t {
@@ -32,6 +34,7 @@ struct st_rt_broadcaster_t {
     void *wakeup_ctx;
     size_t n_subs, n_clients;
     uint64_t published, refused, delivered, send_failures;
+    rt_histogram_t fanout_time; /* per event, written under lock */
 };
 
 static void *delivery_thread(void *arg);
@@ -247,9 +250,16 @@ static bool dispatch_one(rt_broadcaster_t *b)
     b->ring[b->head] = NULL;
     b->head = (b->head + 1) % b->cap;
     b->count--;
+    int64_t start = rt_clock_mono_us();
     fanout(b, ev);
+    rt_histogram_add(&b->fanout_time, (uint64_t)(rt_clock_mono_us() - start));
     rt_event_unref(ev);
     return true;
+}
+
+void rt__broadcaster_fanout_time(rt_broadcaster_t *b, rt_histogram_sum_t *sum)
+{
+    rt_histogram_sum(&b->fanout_time, sum); /* relaxed reads: no lock needed */
 }
 
 size_t rt_broadcaster_dispatch(rt_broadcaster_t *b, size_t max)

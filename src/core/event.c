@@ -340,6 +340,7 @@ void rt_event_accept(rt_event_t *ev, uint64_t seq, const uint64_t *offsets)
 {
     assert(ev->_json == NULL && seq != 0);
     ev->seq = seq;
+    ev->_accepted_us = (uint32_t)rt_clock_mono_us() | 1;
     if (offsets != NULL)
         memcpy(ev->_offsets, offsets, ev->n_channels * sizeof(uint64_t));
 
@@ -394,6 +395,7 @@ rt_bytes_t *rt_event_form(rt_event_t *ev, unsigned form, size_t channel_index, r
     rt_bytes_t *mine = cb(ev, channel_index, ctx);
     if (mine == NULL)
         return NULL;
+    mine->_stamp_us = ev->_accepted_us; /* for realtime_publish_to_write_seconds (conn.c) */
     /* Encoding twice on a race is cheaper than a lock on every delivery; the loser drops its copy. */
     if (atomic_compare_exchange_strong_explicit(slot, &cur, mine, memory_order_acq_rel, memory_order_acquire))
         return mine;

@@ -9,6 +9,7 @@
 #include "net/limits.h"
 #include "net/worker-private.h"
 #include "server/server.h"
+#include "util/clock.h"
 #include "util/mem.h"
 
 #define LOG_PREFIX "conn"
@@ -60,6 +61,24 @@ void rt_conn_count_delivered(rt_conn_t *c, unsigned n)
     atomic_store_explicit(d, atomic_load_explicit(d, memory_order_relaxed) + n, memory_order_relaxed);
 }
 
+const char *const rt_disconnect_names[RT_DISC_REASONS] = {
+    [RT_DISC_CLIENT] = "client",
+    [RT_DISC_CONNECTION_LOST] = "connection_lost",
+    [RT_DISC_SHUTDOWN] = "shutdown",
+    [RT_DISC_SLOW_CONSUMER] = "slow_consumer",
+    [RT_DISC_PONG_TIMEOUT] = "pong_timeout",
+    [RT_DISC_RATE_LIMIT] = "rate_limit",
+    [RT_DISC_PROTOCOL_ERROR] = "protocol_error",
+    [RT_DISC_MESSAGE_TOO_BIG] = "message_too_big",
+    [RT_DISC_TOKEN] = "token",
+    [RT_DISC_OTHER] = "other",
+};
+
+void rt_conn_count_disconnect(rt_conn_t *c, rt_disconnect_t reason)
+{
+    atomic_fetch_add_explicit(&stats_of(c)->disconnects[reason], 1, memory_order_relaxed);
+}
+
 void rt_conn_set_kind(rt_conn_t *c, rt_conn_kind_t kind)
 {
     atomic_fetch_sub_explicit(&stats_of(c)->connections[c->kind], 1, memory_order_relaxed);
@@ -104,11 +123,16 @@ void rt_conn_send_copy(rt_conn_t *c, const void *p, size_t len)
     rt_bytes_unref(b);
 }
 
-/* Drops n written bytes from the head of the queue. */
-static void consume(rt_conn_t *c, size_t n)
+/* A delivery handed to the kernel this long after its event was accepted is a replay, not a live delivery. */
+#define LIVE_DELIVERY_US 60000000u
+
+/* Drops n bytes from the head of the queue: written to the socket, or dropped when written is false. An event's
+ * wire form written whole is a sample of realtime_publish_to_write_seconds (one clock read per write). */
+static void consume(rt_conn_t *c, size_t n, bool written)
 {
     atomic_fetch_sub_explicit(&stats_of(c)->queued_bytes, (int_fast64_t)n, memory_order_relaxed);
     c->queued_bytes -= n;
+    uint32_t now_us = 0;
     while (n > 0) {
         rt_out_t *o = &c->outq[c->out_head];
         size_t left = o->bytes->len - o->off;
@@ -117,6 +141,13 @@ static void consume(rt_conn_t *c, size_t n)
             return;
         }
         n -= left;
+        if (written && o->bytes->_stamp_us != 0) {
+            if (now_us == 0)
+                now_us = (uint32_t)rt_clock_mono_us();
+            uint32_t age = now_us - o->bytes->_stamp_us;
+            if (age < LIVE_DELIVERY_US)
+                rt_histogram_add(&c->worker->publish_to_write, age);
+        }
         rt_bytes_unref(o->bytes);
         c->out_head = (c->out_head + 1) % c->out_cap;
         c->out_count--;
@@ -164,7 +195,7 @@ static void on_write(uv_write_t *req, int status)
             rt_conn_close(c);
         return;
     }
-    consume(c, written);
+    consume(c, written, true);
     flush(c);
 }
 
@@ -187,7 +218,7 @@ static void flush(rt_conn_t *c)
             rt_conn_close(c);
             return;
         }
-        consume(c, (size_t)r);
+        consume(c, (size_t)r, true);
         if ((size_t)r < total)
             break;
     }
@@ -261,7 +292,7 @@ static void on_closed(uv_handle_t *h)
     if (c->handler->on_close != NULL)
         c->handler->on_close(c);
     if (c->out_count > 0)
-        consume(c, c->queued_bytes);
+        consume(c, c->queued_bytes, false);
     atomic_fetch_sub_explicit(&stats_of(c)->connections[c->kind], 1, memory_order_relaxed);
     rt_admission_t *adm = c->worker->server->admission;
     rt_admission_leave(adm);

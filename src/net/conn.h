@@ -25,6 +25,24 @@
 typedef struct st_rt_conn_t rt_conn_t;
 typedef struct st_rt_worker_t rt_worker_t;
 
+/** Why a client connection (a stream: WebSocket or SSE) ended, for realtime_disconnects_total. */
+typedef enum en_rt_disconnect_t {
+    RT_DISC_CLIENT,          /**< the client closed it (a close frame, or its end of an event stream) */
+    RT_DISC_CONNECTION_LOST, /**< the socket ended without a close frame */
+    RT_DISC_SHUTDOWN,        /**< the server is stopping */
+    RT_DISC_SLOW_CONSUMER,   /**< over client_queue_bytes */
+    RT_DISC_PONG_TIMEOUT,    /**< no pong (WebSocket, Centrifuge) */
+    RT_DISC_RATE_LIMIT,      /**< client_command_rate, a whole burst over */
+    RT_DISC_PROTOCOL_ERROR,  /**< broken frames, bad UTF-8, Centrifuge protocol violations */
+    RT_DISC_MESSAGE_TOO_BIG, /**< over max_message_bytes */
+    RT_DISC_TOKEN,           /**< Centrifuge: invalid or expired token */
+    RT_DISC_OTHER,
+    RT_DISC_REASONS
+} rt_disconnect_t;
+
+/** The label of each reason in /metrics. */
+extern const char *const rt_disconnect_names[RT_DISC_REASONS];
+
 /** Connection kinds, for statistics. */
 typedef enum { RT_CONN_HTTP, RT_CONN_WS, RT_CONN_SSE, RT_CONN_CENTRIFUGE, RT_CONN_UNI_SSE, RT_CONN_KINDS } rt_conn_kind_t;
 
@@ -115,6 +133,8 @@ int rt_conn_refused(const rt_conn_t *c);
  * own address when it names none). Once per connection, at its first request; a no-op otherwise.
  */
 void rt_conn_admit_forwarded(rt_conn_t *c, const char *forwarded_for);
+/** Counts a client connection's end (realtime_disconnects_total{reason}). */
+void rt_conn_count_disconnect(rt_conn_t *c, rt_disconnect_t reason);
 /** Sets the connection kind (updates the worker's connection counts). */
 void rt_conn_set_kind(rt_conn_t *c, rt_conn_kind_t kind);
 

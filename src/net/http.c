@@ -496,7 +496,7 @@ void rt_http_respond(rt_conn_t *c, int status, const char *content_type, const c
     http_state_t *st = c->handler == &rt_http_handler ? state_of(c) : NULL;
     bool close = st == NULL || !st->req.keep_alive || status == 400 || status == 408 || status == 413 || status == 431 ||
                  c->refused != 0; /* over a connection limit: the reply is its last */
-    char head[2048], length[64] = "";
+    char head[2048], length[256] = "";
     if (status != 204) /* a 204 carries no body and so no Content-Length (RFC 9110, 8.6) */
         snprintf(length, sizeof(length), "Content-Type: %s\r\nContent-Length: %zu\r\n", content_type ? content_type : "text/plain", len);
     int n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\nServer: realtime\r\n%s%s%s%s\r\n", status, rt_http_reason(status),

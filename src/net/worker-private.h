@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <uv.h>
 #include "net/worker.h"
+#include "util/histogram.h"
 
 struct st_rt_worker_t {
     rt_server_t *server;
@@ -32,6 +33,7 @@ struct st_rt_worker_t {
     int64_t accept_warned_ms;  /* when a failed accept was last logged (rate-limited: at the descriptor cap, many) */
     uint64_t accept_failures;  /* since then */
     _Atomic uint64_t delivered; /* written only by this worker's thread (see rt_conn_count_delivered) */
+    rt_histogram_t publish_to_write; /* accept to last byte written, per delivery (conn.c); this thread writes it */
     /* Reads land here and are parsed in place; only an incomplete tail is copied to the connection. */
     char rbuf[65536];
 };

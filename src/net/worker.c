@@ -316,6 +316,11 @@ void rt__worker_release(rt_worker_t *w)
     w->holds--;
 }
 
+void rt__worker_publish_to_write(rt_worker_t *w, rt_histogram_sum_t *sum)
+{
+    rt_histogram_sum(&w->publish_to_write, sum);
+}
+
 uint64_t rt__worker_delivered(rt_worker_t *w)
 {
     return atomic_load_explicit(&w->delivered, memory_order_relaxed);

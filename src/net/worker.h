@@ -7,6 +7,7 @@
 #ifndef RT_NET_WORKER_H
 #define RT_NET_WORKER_H
 
+#include "util/histogram.h"
 #include <stdbool.h>
 #include <stdint.h>
 #include "realtime/broadcaster.h"
@@ -41,6 +42,8 @@ rt_server_t *rt__worker_server(rt_worker_t *w);
 size_t rt__worker_queued(rt_worker_t *w);
 /** Events delivered to the worker's connections so far (any thread). */
 uint64_t rt__worker_delivered(rt_worker_t *w);
+/** Adds the worker's publish-to-write times (realtime_publish_to_write_seconds) to sum. Any thread. */
+void rt__worker_publish_to_write(rt_worker_t *w, rt_histogram_sum_t *sum);
 /** True when the worker's queue has no room for another event. */
 bool rt__worker_queue_full(rt_worker_t *w);
 /** Queues task to run on w's thread soon (any thread) and wakes w; nothing when task is already queued. */

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "realtime/version.h"
 #include "realtime/channel.h"
 #include "realtime/error.h"
 #include "protocol/centrifuge.h"
@@ -25,9 +26,6 @@
 #define LOG_PREFIX "centrifuge"
 #include "util/log.h"
 
-#ifndef RT_VERSION
-#define RT_VERSION "0.1.0"
-#endif
 #define SERVER_VERSION "realtime " RT_VERSION
 
 typedef struct st_cf_ws_t {

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "realtime/version.h"
 #include "realtime/error.h"
 #include "protocol/centrifuge.h"
 #include "server/routes.h"
@@ -21,9 +22,6 @@
 #define LOG_PREFIX "uni_sse"
 #include "util/log.h"
 
-#ifndef RT_VERSION
-#define RT_VERSION "0.1.0"
-#endif
 
 #define CF_CONNECT_MAX 32768
 

@@ -14,6 +14,7 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+#include "realtime/version.h"
 #include "llhttp.h"
 #include "server/config.h"
 #include "server/genconfig.h"
@@ -23,9 +24,6 @@
 #include "util/buf.h"
 #include "util/mem.h"
 
-#ifndef RT_VERSION
-#define RT_VERSION "0.1.0"
-#endif
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 

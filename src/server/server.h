@@ -27,6 +27,7 @@ typedef struct st_rt_server_stats_t {
     atomic_int_fast64_t subscriptions;
     atomic_int_fast64_t queued_bytes;
     atomic_uint_fast64_t limited[RT_LIMITS]; /**< refusals by limit (rt_limit_t) */
+    atomic_uint_fast64_t disconnects[RT_DISC_REASONS]; /**< client connections ended, by reason */
 } rt_server_stats_t;
 
 /*

@@ -35,6 +35,7 @@ typedef struct st_sse_t {
     rt_client_t client;
     uint64_t watermark; /* seq of the newest event sent or covered by the replay */
     bool detached;      /* the broadcaster dropped the client (its close op ran) */
+    uint8_t ended;      /* rt_disconnect_t + 1 when the server ended the stream; 0: the client did */
 } sse_t;
 
 static rt_bytes_t *ping_bytes;
@@ -80,6 +81,7 @@ static int client_send(rt_client_t *client, rt_event_t *ev, rt_subscription_t *s
         return 0;
     int r = send_event(c, c->proto, ev);
     if (r == RT_E2BIG) {
+        ((sse_t *)c->proto)->ended = RT_DISC_SLOW_CONSUMER + 1;
         atomic_fetch_add_explicit(&rt_conn_server(c)->stats.slow_disconnects, 1, memory_order_relaxed);
         RT_LOG_INFO("slow consumer (%zu bytes queued), closing", c->queued_bytes);
     } else if (r != 0) {
@@ -114,12 +116,14 @@ static void sse_on_tick(rt_conn_t *c, int64_t now_ms)
 
 static void sse_on_shutdown(rt_conn_t *c)
 {
+    ((sse_t *)c->proto)->ended = RT_DISC_SHUTDOWN + 1;
     rt_conn_close_after_flush(c);
 }
 
 static void sse_on_close(rt_conn_t *c)
 {
     sse_t *s = c->proto;
+    rt_conn_count_disconnect(c, s->ended != 0 ? (rt_disconnect_t)(s->ended - 1) : RT_DISC_CLIENT);
     if (!s->detached)
         rt_broadcaster_remove_client(rt__worker_broadcaster(c->worker), &s->client);
     atomic_fetch_sub_explicit(&rt_conn_server(c)->stats.subscriptions, 1, memory_order_relaxed);

@@ -49,6 +49,7 @@ struct st_rt_ws_t {
     uint32_t next_ping_ms;
     uint32_t next_tick_ms;  /* the protocol's once-a-second tick */
     uint32_t rate_tat;      /* client message rate: when the next message is due, in RATE_UNITS_PER_MS (rt_ws_rate_take) */
+    uint8_t ended;          /* rt_disconnect_t + 1 once we sent a close frame first; 0 otherwise */
     bool in_frame : 1;      /* rt_ws_msg_frame_begin ran for the frame at the head of the input */
     bool opened : 1;        /* on_open returned a state: on_close is owed */
     bool close_sent : 1;
@@ -120,8 +121,39 @@ static void log_close(rt_conn_t *c, uint16_t code, const char *reason)
     RT_LOG_DEBUG("%s: closing %u (%s)", peer, code, reason != NULL ? reason : "");
 }
 
+/* Why we close with code (and its reason text, which tells the 1008s apart). */
+static rt_disconnect_t disconnect_of(uint16_t code, const char *reason)
+{
+    switch (code) {
+    case 1001:
+    case 3001: return RT_DISC_SHUTDOWN;
+    case 1002:
+    case 1003:
+    case 1007:
+    case 3501:
+    case 3502: return RT_DISC_PROTOCOL_ERROR;
+    case 1009: return RT_DISC_MESSAGE_TOO_BIG;
+    case 3008: return RT_DISC_SLOW_CONSUMER;
+    case 3012: return RT_DISC_PONG_TIMEOUT;
+    case 3013: return RT_DISC_RATE_LIMIT;
+    case 3005:
+    case 3500: return RT_DISC_TOKEN;
+    case 1008:
+        if (reason != NULL && strcmp(reason, "slow consumer") == 0)
+            return RT_DISC_SLOW_CONSUMER;
+        if (reason != NULL && strcmp(reason, "pong timeout") == 0)
+            return RT_DISC_PONG_TIMEOUT;
+        if (reason != NULL && strcmp(reason, "message rate limit") == 0)
+            return RT_DISC_RATE_LIMIT;
+        return RT_DISC_OTHER;
+    default: return RT_DISC_OTHER;
+    }
+}
+
 static void send_close_frame(rt_ws_t *ws, uint16_t code, const char *reason)
 {
+    if (!ws->close_received && ws->ended == 0)
+        ws->ended = (uint8_t)(disconnect_of(code, reason) + 1);
     uint8_t frame[2 + RT_WS_MAX_CONTROL_PAYLOAD];
     size_t n = rt_ws_close_frame(frame, code, reason, reason != NULL ? strlen(reason) : 0);
     rt_conn_send_copy(ws->conn, frame, n);
@@ -436,6 +468,10 @@ static void ws_on_eof(rt_conn_t *c)
 static void ws_on_close(rt_conn_t *c)
 {
     rt_ws_t *ws = c->proto;
+    if (ws->opened)
+        rt_conn_count_disconnect(c, ws->ended != 0 ? (rt_disconnect_t)(ws->ended - 1)
+                                    : ws->close_received ? RT_DISC_CLIENT
+                                                         : RT_DISC_CONNECTION_LOST);
     if (ws->opened && ws->proto->on_close != NULL)
         ws->proto->on_close(ws, ws->state);
     release_partial(ws);

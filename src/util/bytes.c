@@ -7,6 +7,7 @@ rt_bytes_t *rt_bytes_new(const void *p, size_t len)
 {
     rt_bytes_t *b = rt_mem_alloc(sizeof(*b) + len + 1);
     atomic_init(&b->_refcnt, 1);
+    b->_stamp_us = 0;
     b->len = len;
     if (p != NULL)
         memcpy(b->data, p, len);

@@ -112,6 +112,11 @@ void rt_conn_pause_reading(rt_conn_t *c, bool pause)
     c->reading_paused = pause;
 }
 
+void rt_conn_count_disconnect(rt_conn_t *c, rt_disconnect_t reason)
+{
+    atomic_fetch_add_explicit(&server.stats.disconnects[reason], 1, memory_order_relaxed);
+}
+
 rt_broadcaster_t *rt__worker_broadcaster(rt_worker_t *w)
 {
     return bc;
