@@ -64,6 +64,7 @@ struct st_rt_conn_t {
     bool reading_paused : 1;
     bool out_drained : 1;     /* the output queue emptied since the last tick (conn.c: when the ring goes) */
     bool addr_pending : 1;    /* from a trusted proxy: counted per address once its first request names the client */
+    bool access_log : 1;      /* the server's access_log: the connection carries an access record (net/access_log.h) */
     uint8_t refused;          /* over a limit: rt_limit_t + 1 (rt_conn_refused); 0 when admitted */
     /* 96 bytes, so that with the libuv handle a connection is one 352-byte malloc chunk: it is most of what an
      * idle connection costs. Hence narrow flags, and input leftovers (rare: a read ending inside a frame) kept
@@ -114,6 +115,11 @@ int rt_conn_refused(const rt_conn_t *c);
  * own address when it names none). Once per connection, at its first request; a no-op otherwise.
  */
 void rt_conn_admit_forwarded(rt_conn_t *c, const char *forwarded_for);
+/**
+ * Says why the connection (a stream) ends, for the access log: a close code (WebSocket, Centrifuge; 0 for none) and
+ * a reason (reason_len bytes, cut to fit). The first reason given wins. A no-op unless access_log is on.
+ */
+void rt_conn_note_close(rt_conn_t *c, unsigned code, const char *reason, size_t reason_len);
 /** Sets the connection kind (updates the worker's connection counts). */
 void rt_conn_set_kind(rt_conn_t *c, rt_conn_kind_t kind);
 

@@ -11,6 +11,8 @@
 int64_t rt_clock_wall_ms(void);
 /** Monotonic milliseconds. */
 int64_t rt_clock_mono_ms(void);
+/** Monotonic microseconds (for durations finer than the loop's cached milliseconds). */
+int64_t rt_clock_mono_us(void);
 /** rt_clock_fn adapter for rt_clock_wall_ms. */
 int64_t rt_clock_wall(void *ctx);
 
