@@ -270,8 +270,11 @@ void rt_log(int level, const char *prefix, const char *fmt, ...)
         if (n < 0)
             msg[0] = '\0';
         write_line(level, prefix, msg, len, NULL);
-        if (keep != NULL)
-            snprintf(keep->text, sizeof(keep->text), "%s", msg);
+        if (keep != NULL) {
+            size_t k = len < sizeof(keep->text) - 1 ? len : sizeof(keep->text) - 1;
+            memcpy(keep->text, msg, k);
+            keep->text[k] = '\0';
+        }
     }
     pthread_mutex_unlock(&lock);
 }
