@@ -9,7 +9,7 @@
  * accepted configuration has a port in 0..65535 (0: any free one) and at least one worker; its dump is a JSON object that, given
  * back as a --config file, loads and finishes and dumps to the same text (secrets stay masked).
  */
-/* fuzz-sources: src/server/config.c src/net/origin.c src/net/addr.c src/core/namespace.c src/core/access.c src/core/channel.c src/util/buf.c src/util/bytes.c src/util/clock.c src/util/error.c src/util/log.c src/util/map.c src/util/mem.c */
+/* fuzz-sources: src/server/config.c src/net/origin.c src/net/addr.c src/core/namespace.c src/core/access.c src/core/channel.c src/util/buf.c src/util/bytes.c src/util/clock.c src/util/error.c src/util/log.c src/util/map.c src/util/mem.c src/util/histogram.c */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

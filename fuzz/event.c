@@ -6,7 +6,7 @@
  *
  * Input: the event text; its first byte also picks the size limit (small limits exercise RT_E2BIG).
  */
-/* fuzz-sources: src/core/event.c src/core/event_id.c src/core/channel.c src/util/buf.c src/util/bytes.c src/util/clock.c src/util/mem.c */
+/* fuzz-sources: src/core/event.c src/core/event_id.c src/core/channel.c src/util/buf.c src/util/bytes.c src/util/clock.c src/util/mem.c src/util/histogram.c */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

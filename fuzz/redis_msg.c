@@ -13,7 +13,7 @@
  * message that parses to the same fields; a stream entry that parses has the id's seq; an event applied to history
  * gets the message's seq, and history's newest seq never goes backwards except after a reset.
  */
-/* fuzz-sources: src/broker/redis_script.c src/core/event.c src/core/event_id.c src/core/channel.c src/core/history.c src/util/buf.c src/util/bytes.c src/util/clock.c src/util/map.c src/util/mem.c */
+/* fuzz-sources: src/broker/redis_script.c src/core/event.c src/core/event_id.c src/core/channel.c src/core/history.c src/util/buf.c src/util/bytes.c src/util/clock.c src/util/map.c src/util/mem.c src/util/histogram.c */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

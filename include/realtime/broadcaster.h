@@ -94,6 +94,15 @@ size_t rt_broadcaster_dispatch(rt_broadcaster_t *b, size_t max);
 /** Fills stats (any thread). */
 void rt_broadcaster_stats(rt_broadcaster_t *b, rt_broadcaster_stats_t *stats);
 
+/**
+ * Calls cb for the subscribed channels and patterns (as subscribed: `incidents`, `incidents.>`, `all`) with a
+ * number of live subscriptions on each; a channel may be reported more than once (patterns once per subscription),
+ * so the caller sums by name. For monitoring: it holds b's lock for one pass over the index, delaying this
+ * broadcaster's deliveries meanwhile, and cb must not call b. Any thread.
+ */
+void rt_broadcaster_foreach_channel(rt_broadcaster_t *b, void (*cb)(const char *channel, size_t len, size_t n, void *ctx),
+                                    void *ctx);
+
 /** The user pointer of a subscription (NULL until set). */
 void *rt_subscription_data(const rt_subscription_t *sub);
 void rt_subscription_set_data(rt_subscription_t *sub, void *data);

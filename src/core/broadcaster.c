@@ -306,6 +306,14 @@ void rt_broadcaster_stats(rt_broadcaster_t *b, rt_broadcaster_stats_t *stats)
     pthread_mutex_unlock(&b->lock);
 }
 
+void rt_broadcaster_foreach_channel(rt_broadcaster_t *b, void (*cb)(const char *channel, size_t len, size_t n, void *ctx),
+                                    void *ctx)
+{
+    pthread_mutex_lock(&b->lock);
+    rt__sub_index_foreach_channel(b->index, cb, ctx);
+    pthread_mutex_unlock(&b->lock);
+}
+
 void *rt_subscription_data(const rt_subscription_t *sub)
 {
     return sub->data;

@@ -251,6 +251,58 @@ void rt__sub_index_foreach(rt_sub_index_t *idx, rt_sub_visit_cb cb, void *ctx)
     visit_list(&idx->all, 0, cb, ctx);
 }
 
+typedef struct st_foreach_channel_t {
+    rt_sub_channel_cb cb;
+    void *ctx;
+} foreach_channel_t;
+
+static void channel_bucket(const char *key, size_t len, void *value, void *ctx)
+{
+    foreach_channel_t *f = ctx;
+    rt_list_t *list = &((bucket_t *)value)->subs;
+    size_t n = 0;
+    for (rt_list_t *l = list->next; l != list; l = l->next)
+        n += !RT_STRUCT_FROM_MEMBER(rt_sub_entry_t, link, l)->sub->dead;
+    if (n > 0)
+        f->cb(key, len, n, f->ctx);
+}
+
+/* A pattern entry's text: the subscription's channel that the entry was made for. */
+static void pattern_list(rt_list_t *list, foreach_channel_t *f)
+{
+    for (rt_list_t *l = list->next; l != list; l = l->next) {
+        rt_sub_entry_t *e = RT_STRUCT_FROM_MEMBER(rt_sub_entry_t, link, l);
+        if (e->sub->dead)
+            continue;
+        const char *p = e->sub->channels[e - e->sub->entries];
+        f->cb(p, strlen(p), 1, f->ctx);
+    }
+}
+
+static void pattern_node(trie_node_t *n, foreach_channel_t *f);
+
+static void pattern_child(const char *key, size_t len, void *value, void *ctx)
+{
+    pattern_node(value, ctx);
+}
+
+static void pattern_node(trie_node_t *n, foreach_channel_t *f)
+{
+    pattern_list(&n->here, f);
+    pattern_list(&n->rest, f);
+    rt_map_foreach(&n->children, pattern_child, f);
+    if (n->star != NULL)
+        pattern_node(n->star, f);
+}
+
+void rt__sub_index_foreach_channel(rt_sub_index_t *idx, rt_sub_channel_cb cb, void *ctx)
+{
+    foreach_channel_t f = {cb, ctx};
+    rt_map_foreach(&idx->exact, channel_bucket, &f);
+    pattern_node(&idx->root, &f);
+    pattern_list(&idx->all, &f);
+}
+
 bool rt__sub_reaches(const rt_subscription_t *sub, const rt_event_t *ev)
 {
     for (size_t i = 0; i < sub->n_channels; i++) {

@@ -51,6 +51,13 @@ void rt__sub_index_foreach(rt_sub_index_t *idx, rt_sub_visit_cb cb, void *ctx);
 void rt__sub_index_match(rt_sub_index_t *idx, const rt_event_t *ev, rt_sub_visit_cb cb, void *ctx);
 /** True when one of sub's channels reaches one of ev's channels. */
 bool rt__sub_reaches(const rt_subscription_t *sub, const rt_event_t *ev);
+/** Called with a channel or pattern as subscribed and a number of live subscriptions on it. */
+typedef void (*rt_sub_channel_cb)(const char *channel, size_t len, size_t n, void *ctx);
+/**
+ * Reports every subscribed channel and pattern with its live subscriptions: an exact channel once with its count,
+ * a pattern (and `all`) once per subscription with 1 (the caller sums). Costs one pass over the index.
+ */
+void rt__sub_index_foreach_channel(rt_sub_index_t *idx, rt_sub_channel_cb cb, void *ctx);
 /** Distinct exact channels and patterns currently indexed (`all` counts as a pattern). */
 void rt__sub_index_counts(const rt_sub_index_t *idx, size_t *channels, size_t *patterns);
 

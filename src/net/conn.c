@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include "realtime/error.h"
+#include "net/access_log.h"
 #include "net/conn.h"
 #include "net/http.h"
 #include "net/limits.h"
@@ -23,9 +24,12 @@ typedef struct st_conn_impl_t {
     uv_tcp_t tcp;
     rt_conn_t super;
     /* Only when connections are counted per address (max_connections_per_ip): this one's count, or NULL. So a
-     * server without that limit pays nothing for it per connection. */
+     * server without that limit pays nothing for it per connection. After it (or in its place), only with
+     * access_log on, the connection's rt_conn_access_t (access_of). */
     rt_admission_slot_t *slot[];
 } conn_impl_t;
+
+_Static_assert(_Alignof(rt_conn_access_t) <= _Alignof(rt_admission_slot_t *), "the access record follows the slot");
 
 #define MAX_IOV 64
 
@@ -38,6 +42,47 @@ static conn_impl_t *impl_of(rt_conn_t *c)
 static rt_buf_t *input_of(rt_conn_t *c)
 {
     return impl_of(c)->tcp.data;
+}
+
+static rt_conn_access_t *access_of(rt_conn_t *c)
+{
+    return (rt_conn_access_t *)&impl_of(c)->slot[rt_admission_per_address(c->worker->server->admission) ? 1 : 0];
+}
+
+rt_conn_access_t *rt__conn_access(rt_conn_t *c)
+{
+    return c->access_log ? access_of(c) : NULL;
+}
+
+void rt_conn_note_close(rt_conn_t *c, unsigned code, const char *reason, size_t reason_len)
+{
+    if (!c->access_log)
+        return;
+    rt_conn_access_t *a = access_of(c);
+    if (a->noted)
+        return;
+    a->noted = true;
+    a->code = (uint16_t)code;
+    if (reason_len > RT_ACCESS_REASON_MAX)
+        reason_len = RT_ACCESS_REASON_MAX;
+    memcpy(a->reason, reason, reason_len);
+    a->reason[reason_len] = '\0';
+}
+
+static void note_error(rt_conn_t *c, const char *what, int err)
+{
+    char msg[RT_ACCESS_REASON_MAX + 1];
+    int n = snprintf(msg, sizeof(msg), "%s%s", what, err != 0 ? uv_err_name(err) : "");
+    rt_conn_note_close(c, 0, msg, n < 0 ? 0 : (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
+}
+
+/* Bytes written to or read from the peer, for the access log: a flag test when it is off. */
+static void count_io(rt_conn_t *c, size_t in, size_t out)
+{
+    if (c->access_log) {
+        access_of(c)->bytes_in += in;
+        access_of(c)->bytes_out += out;
+    }
 }
 
 static rt_server_stats_t *stats_of(rt_conn_t *c)
@@ -191,10 +236,13 @@ static void on_write(uv_write_t *req, int status)
     free(RT_STRUCT_FROM_MEMBER(write_req_t, req, req));
     c->write_in_flight = false;
     if (status < 0 || c->closing) {
-        if (!c->closing)
+        if (!c->closing) {
+            note_error(c, "write failed: ", status);
             rt_conn_close(c);
+        }
         return;
     }
+    count_io(c, 0, written);
     consume(c, written, true);
     flush(c);
 }
@@ -215,9 +263,11 @@ static void flush(rt_conn_t *c)
         if (r == UV_EAGAIN)
             r = 0;
         if (r < 0) {
+            note_error(c, "write failed: ", r);
             rt_conn_close(c);
             return;
         }
+        count_io(c, 0, (size_t)r);
         consume(c, (size_t)r, true);
         if ((size_t)r < total)
             break;
@@ -289,6 +339,7 @@ static void on_closed(uv_handle_t *h)
 {
     conn_impl_t *impl = RT_STRUCT_FROM_MEMBER(conn_impl_t, tcp, h);
     rt_conn_t *c = &impl->super;
+    rt__access_log_stream(c);
     if (c->handler->on_close != NULL)
         c->handler->on_close(c);
     if (c->out_count > 0)
@@ -410,6 +461,7 @@ static void linger(rt_conn_t *c)
         rt_conn_close(c);
         return;
     }
+    rt__access_log_stream(c); /* the stream is over: lingering is the connection's business */
     if (c->handler->on_close != NULL)
         c->handler->on_close(c);
     release_input(c); /* the rest of a request or frame that will never be handled */
@@ -480,6 +532,7 @@ static bool keep_input(rt_conn_t *c, const char *p, size_t len)
 static void read_input(rt_conn_t *c, ssize_t nread, const uv_buf_t *buf)
 {
     if (nread < 0) {
+        note_error(c, nread == UV_EOF ? "client closed the connection" : "read failed: ", nread == UV_EOF ? 0 : (int)nread);
         if (nread == UV_EOF && c->handler->on_eof != NULL)
             c->handler->on_eof(c);
         else
@@ -488,6 +541,7 @@ static void read_input(rt_conn_t *c, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0 || c->closing)
         return;
+    count_io(c, (size_t)nread, 0);
     if (input_of(c) == NULL) {
         size_t used = feed(c, buf->base, (size_t)nread);
         if (c->closing || used == (size_t)nread)
@@ -502,6 +556,7 @@ static void read_input(rt_conn_t *c, ssize_t nread, const uv_buf_t *buf)
     return;
 Overflow:
     RT_LOG_DEBUG("input over the limit, closing");
+    rt_conn_note_close(c, 0, "input over the limit", 20);
     rt_conn_close(c);
 }
 
@@ -611,8 +666,9 @@ int rt_conn_refused(const rt_conn_t *c)
 void rt__conn_accept(rt_worker_t *w)
 {
     rt_admission_t *adm = w->server->admission;
-    bool per_addr = rt_admission_per_address(adm);
-    conn_impl_t *impl = rt_mem_calloc(1, sizeof(*impl) + (per_addr ? sizeof(impl->slot[0]) : 0));
+    bool per_addr = rt_admission_per_address(adm), access_log = w->server->config->access_log;
+    conn_impl_t *impl = rt_mem_calloc(1, sizeof(*impl) + (per_addr ? sizeof(impl->slot[0]) : 0) +
+                                             (access_log ? sizeof(rt_conn_access_t) : 0));
     rt_conn_t *c = &impl->super;
     c->worker = w;
     uv_tcp_init(&w->loop, &impl->tcp);
@@ -621,6 +677,11 @@ void rt__conn_accept(rt_worker_t *w)
         return;
     }
     uv_tcp_nodelay(&impl->tcp, 1);
+    if (access_log) {
+        c->access_log = true;
+        access_of(c)->start_us = rt_clock_mono_us();
+        rt_conn_peer(c, access_of(c)->client, sizeof(access_of(c)->client));
+    }
     c->kind = RT_CONN_HTTP;
     atomic_fetch_add_explicit(&w->server->stats.connections[RT_CONN_HTTP], 1, memory_order_relaxed);
     c->has_addr_slot = per_addr;

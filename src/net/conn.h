@@ -83,6 +83,7 @@ struct st_rt_conn_t {
     bool out_drained : 1;     /* the output queue emptied since the last tick (conn.c: when the ring goes) */
     bool addr_pending : 1;    /* from a trusted proxy: counted per address once its first request names the client */
     bool has_addr_slot : 1;   /* allocated with its per-address count (conn.c), max_connections_per_ip being on */
+    bool access_log : 1;      /* the server's access_log: the connection carries an access record (net/access_log.h) */
     uint8_t refused;          /* over a limit: rt_limit_t + 1 (rt_conn_refused); 0 when admitted */
     /* 96 bytes, so that with the libuv handle a connection is one 352-byte malloc chunk: it is most of what an
      * idle connection costs. Hence narrow flags, and input leftovers (rare: a read ending inside a frame) kept
@@ -135,6 +136,11 @@ int rt_conn_refused(const rt_conn_t *c);
 void rt_conn_admit_forwarded(rt_conn_t *c, const char *forwarded_for);
 /** Counts a client connection's end (realtime_disconnects_total{reason}). */
 void rt_conn_count_disconnect(rt_conn_t *c, rt_disconnect_t reason);
+/**
+ * Says why the connection (a stream) ends, for the access log: a close code (WebSocket, Centrifuge; 0 for none) and
+ * a reason (reason_len bytes, cut to fit). The first reason given wins. A no-op unless access_log is on.
+ */
+void rt_conn_note_close(rt_conn_t *c, unsigned code, const char *reason, size_t reason_len);
 /** Sets the connection kind (updates the worker's connection counts). */
 void rt_conn_set_kind(rt_conn_t *c, rt_conn_kind_t kind);
 

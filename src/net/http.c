@@ -11,8 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "net/access_log.h"
 #include "net/http.h"
 #include "server/server.h"
+#include "util/clock.h"
 #include "util/mem.h"
 
 typedef struct st_http_state_t {
@@ -29,6 +31,8 @@ typedef struct st_http_state_t {
     bool parked;      /* the current request is answered later (rt_http_park) */
     void (*gone)(void *ctx);
     void *gone_ctx;
+    bool head_done; /* req's method and path are this request's (for the access log) */
+    int64_t start_us; /* when the request began, only with the access log on */
     int error_status; /* set by a callback that stops the parser */
     uint16_t reply_len;
     char reply_headers[RT_HTTP_REPLY_HEADERS_MAX + 1]; /* added to every reply to the current request */
@@ -77,6 +81,9 @@ static int on_message_begin(llhttp_t *p)
     http_state_t *st = RT_STRUCT_FROM_MEMBER(http_state_t, parser, p);
     rt_conn_t *c = p->data;
     st->in_message = true;
+    st->head_done = false;
+    if (c->access_log)
+        st->start_us = rt_clock_mono_us();
     st->head.len = 0;
     st->n_hdr = 0;
     st->in_value = false;
@@ -161,6 +168,7 @@ static int on_headers_complete(llhttp_t *p)
     if (st->head.len == 0 || st->n_hdr > RT_HTTP_MAX_HEADERS)
         return fail(st, 400);
     finish_head(st);
+    st->head_done = true;
     st->req.method = llhttp_method_name((llhttp_method_t)p->method);
     st->req.keep_alive = llhttp_should_keep_alive(p);
     st->req.upgrade = p->upgrade;
@@ -363,6 +371,8 @@ void rt_http_start(rt_conn_t *c)
     st->dispatching = st->parked = false;
     st->gone = NULL;
     st->gone_ctx = NULL;
+    st->in_value = st->in_message = st->head_done = false;
+    st->start_us = c->access_log ? rt_clock_mono_us() : 0;
     st->error_status = 0;
     st->reply_len = 0;
     st->reply_headers[0] = '\0';
@@ -511,6 +521,9 @@ void rt_http_respond(rt_conn_t *c, int status, const char *content_type, const c
         memcpy(b->data + n, body, len);
     rt_conn_send(c, b, true);
     rt_bytes_unref(b);
+    if (c->access_log && st != NULL)
+        rt__access_log_request(c, st->head_done ? st->req.method : NULL, st->head_done ? st->req.path : NULL, status,
+                               (size_t)n + len, st->start_us);
     if (close)
         rt_conn_close_after_flush(c);
     if (st != NULL && st->parked)

@@ -53,6 +53,9 @@ static void uni_disconnect(rt_cf_t *cf, uint16_t code, const char *reason)
     int n = snprintf(body, sizeof(body), "{\"disconnect\":{\"code\":%u,\"reason\":\"%s\"}}", code,
                      reason != NULL ? reason : rt__cf_disconnect_reason(code));
     uni_send_push(cf, body, (size_t)n);
+    const char *why = reason != NULL ? reason : rt__cf_disconnect_reason(code);
+    if (why != NULL)
+        rt_conn_note_close(cf->conn, code, why, strlen(why));
     u->ended = true;
     rt_conn_close_after_flush(cf->conn);
 }
@@ -66,6 +69,7 @@ static int uni_send_pub(rt_cf_t *cf, rt_event_t *ev, size_t ci)
     if (r == RT_E2BIG) {
         atomic_fetch_add_explicit(&cf->server->stats.slow_disconnects, 1, memory_order_relaxed);
         RT_LOG_INFO("client %s: slow consumer (%zu bytes queued), closing", cf->client_id, cf->conn->queued_bytes);
+        rt_conn_note_close(cf->conn, 0, "slow consumer", 13);
         u->ended = true;
         rt_conn_close(cf->conn);
     }

@@ -26,6 +26,7 @@
 #include "server/publish.h"
 #include "util/buf.h"
 #include "util/clock.h"
+#include "util/map.h"
 #include "util/mem.h"
 
 #define LOG_PREFIX "api"
@@ -299,6 +300,77 @@ void rt__stats_snapshot(rt_server_t *s, rt_stats_snapshot_t *out)
     out->uptime_s = (double)(rt_clock_mono_ms() - s->started_ms) / 1000.0;
 }
 
+/* /api/stats "channel_list": the most subscribed channels and patterns, summed over the workers. */
+#define CHANNEL_LIST_MAX 100
+
+typedef struct st_channel_count_t {
+    const char *name;
+    size_t len, n;
+} channel_count_t;
+
+typedef struct st_channel_sum_t {
+    rt_map_t counts; /* name -> (uintptr_t) subscriptions */
+    channel_count_t *list;
+    size_t n;
+} channel_sum_t;
+
+static void add_channel(const char *channel, size_t len, size_t n, void *ctx)
+{
+    channel_sum_t *cs = ctx;
+    uintptr_t had = (uintptr_t)rt_map_get(&cs->counts, channel, len);
+    rt_map_put(&cs->counts, channel, len, (void *)(had + n));
+}
+
+static void list_channel(const char *key, size_t len, void *value, void *ctx)
+{
+    channel_sum_t *cs = ctx;
+    cs->list[cs->n++] = (channel_count_t){key, len, (size_t)(uintptr_t)value};
+}
+
+static int by_subscribers(const void *a, const void *b)
+{
+    const channel_count_t *x = a, *y = b;
+    if (x->n != y->n)
+        return x->n > y->n ? -1 : 1;
+    int r = memcmp(x->name, y->name, x->len < y->len ? x->len : y->len);
+    return r != 0 ? r : x->len < y->len ? -1 : x->len > y->len;
+}
+
+/*
+ * Computed per request, never on the delivery path: each worker's index is walked once under its lock (that
+ * worker's deliveries wait meanwhile, in proportion to its channels and pattern subscriptions).
+ */
+static json_t *channel_list(rt_server_t *s, size_t *total)
+{
+    channel_sum_t cs = {0};
+    for (unsigned i = 0; i < s->n_workers; i++)
+        rt_broadcaster_foreach_channel(rt__worker_broadcaster(s->workers[i]), add_channel, &cs);
+    cs.list = rt_mem_alloc((cs.counts.count + 1) * sizeof(*cs.list));
+    rt_map_foreach(&cs.counts, list_channel, &cs);
+    qsort(cs.list, cs.n, sizeof(*cs.list), by_subscribers);
+    json_t *out = json_array();
+    for (size_t i = 0; i < cs.n && i < CHANNEL_LIST_MAX; i++)
+        json_array_append_new(out, json_pack("{s:s%,s:I}", "channel", cs.list[i].name, cs.list[i].len, "subscribers",
+                                             (json_int_t)cs.list[i].n));
+    *total = cs.n;
+    free(cs.list);
+    rt_map_clear(&cs.counts);
+    return out;
+}
+
+/* This node as /api/stats "nodes" lists it. Nodes do not know of each other (each answers for itself). */
+static json_t *node_json(rt_server_t *s)
+{
+    char host[256] = "localhost", name[320];
+    if (gethostname(host, sizeof(host) - 1) != 0)
+        strcpy(host, "localhost");
+    host[sizeof(host) - 1] = '\0';
+    snprintf(name, sizeof(name), "%s:%d", host, s->config->port);
+    const char *state = atomic_load(&s->stopping) ? "stopping" : s->broker->ops->ready(s->broker) ? "ok" : "unreachable";
+    return json_pack("{s:s,s:s,s:s,s:s,s:I,s:s}", "name", name, "listen", s->config->listen, "broker", s->broker->ops->name,
+                     "broker_state", state, "workers", (json_int_t)s->n_workers, "epoch", rt_history_epoch(s->history));
+}
+
 void rt__api_stats(rt_conn_t *c, rt_http_request_t *req)
 {
     rt_stats_snapshot_t ss;
@@ -314,11 +386,14 @@ void rt__api_stats(rt_conn_t *c, rt_http_request_t *req)
         json_object_set_new(limited, rt_limit_names[i], json_integer((json_int_t)ss.limited[i]));
     json_t *clients = json_pack("{s:I,s:I,s:o}", "slow_disconnects", (json_int_t)ss.slow_disconnects, "send_failures",
                                 (json_int_t)ss.send_failures, "limited", limited);
+    size_t listed;
+    json_t *channels = channel_list(rt_conn_server(c), &listed);
     rt_http_respond_json(c, 200,
-                         json_pack("{s:o,s:I,s:I,s:o,s:o,s:I,s:I,s:I}", "connections", conns, "subscriptions",
-                                   (json_int_t)ss.subscriptions, "channels", (json_int_t)ss.channels, "events", events, "clients",
-                                   clients, "queued_bytes", (json_int_t)ss.queued_bytes, "history_events",
-                                   (json_int_t)ss.history_events, "uptime_s", (json_int_t)ss.uptime_s));
+                         json_pack("{s:o,s:I,s:I,s:o,s:I,s:o,s:o,s:I,s:I,s:I,s:[o]}", "connections", conns, "subscriptions",
+                                   (json_int_t)ss.subscriptions, "channels", (json_int_t)ss.channels, "channel_list", channels,
+                                   "channel_list_total", (json_int_t)listed, "events", events, "clients", clients,
+                                   "queued_bytes", (json_int_t)ss.queued_bytes, "history_events", (json_int_t)ss.history_events,
+                                   "uptime_s", (json_int_t)ss.uptime_s, "nodes", node_json(rt_conn_server(c))));
 }
 
 void rt__api_healthz(rt_conn_t *c, rt_http_request_t *req)

@@ -51,6 +51,7 @@ typedef struct st_cfg_key_t {
 static const char *const mode_names[] = {"hybrid", "websocket", "centrifuge", NULL};
 static const char *const broker_names[] = {"memory", "redis", NULL};
 static const char *const level_names[] = {"error", "warn", "info", "debug", NULL};
+static const char *const log_format_names[] = {"text", "json", NULL}; /* index = RT_LOG_TEXT, RT_LOG_JSON */
 
 static int parse_listen(const char *s, char *host, size_t hostlen, int *port, char *msg, size_t n);
 
@@ -169,6 +170,10 @@ static const cfg_key_t keys[] = {
      .help = "Redis server for broker=redis"},
     {"log_level", K_CHOICE, F(log_level), .choices = level_names, .arg = "LEVEL", .def = "info",
      .help = "error, warn, info or debug"},
+    {"log_format", K_CHOICE, F(log_format), .choices = log_format_names, .arg = "FORMAT", .def = "text",
+     .help = "text (timestamp, level, module: message) or json (one object per line: ts, level, module, msg)"},
+    {"access_log", K_BOOL, F(access_log), .arg = "BOOL", .def = "false",
+     .help = "log each HTTP request answered and each stream (WebSocket, SSE) when it closes; never a query string"},
 };
 
 #undef F
@@ -729,9 +734,6 @@ int rt_config_finish(rt_config_t *cfg, char *err, size_t errlen)
                cfg->client_queue_bytes, cfg->max_event_bytes);
         return -1;
     }
-    for (int i = 0; level_names[i] != NULL; i++)
-        if (cfg->log_level != NULL && strcmp(cfg->log_level, level_names[i]) == 0)
-            rt_log_level = RT_LOG_ERROR + i;
     return 0;
 }
 

@@ -66,6 +66,8 @@ typedef struct st_rt_config_t {
     char *broker;              /**< "memory" (default) or "redis" */
     char *redis_url;           /**< default "redis://127.0.0.1:6379" */
     char *log_level;           /**< error|warn|info|debug; default info */
+    char *log_format;          /**< text (default) or json (rt_log_format) */
+    bool access_log;           /**< a line per HTTP request answered and per stream closed; default false */
 } rt_config_t;
 
 /** Fills cfg with the defaults. */

@@ -33,12 +33,14 @@ static rt_access_t *access_new(const rt_config_t *cfg)
     return a;
 }
 
+/* log_level and log_format (the config has checked both names). */
 static void apply_log_level(const rt_config_t *cfg)
 {
     static const char *const levels[] = {"error", "warn", "info", "debug"};
     for (int i = 0; i < 4; i++)
         if (cfg->log_level != NULL && strcmp(cfg->log_level, levels[i]) == 0)
-            rt_log_level = i;
+            rt_log_level = RT_LOG_ERROR + i;
+    rt_log_format = cfg->log_format != NULL && strcmp(cfg->log_format, "json") == 0 ? RT_LOG_JSON : RT_LOG_TEXT;
 }
 
 /* The limits and trusted proxies (checked when the configuration was loaded) into a. */

@@ -46,6 +46,7 @@ typedef struct st_signal_ctx_t {
     rt_reload_t *reload;
     uv_signal_t sigint, sigterm, sighup;
     uv_timer_t deadline;
+    uv_timer_t log_tick; /* summaries of suppressed log repeats (util/log.h) */
     int exit_code;
 } signal_ctx_t;
 
@@ -54,6 +55,11 @@ static void on_hup(uv_signal_t *h, int signum)
     signal_ctx_t *sc = h->data;
     if (!atomic_load(&sc->server->stopping))
         rt__reload_run(sc->reload);
+}
+
+static void on_log_tick(uv_timer_t *t)
+{
+    rt_log_tick();
 }
 
 static void on_deadline(uv_timer_t *t)
@@ -121,6 +127,9 @@ int rt_server_run(rt_config_t *config, rt_config_loader_t load, void *load_ctx)
     uv_signal_init(&loop, &sc.sigterm);
     uv_signal_init(&loop, &sc.sighup);
     uv_timer_init(&loop, &sc.deadline);
+    uv_timer_init(&loop, &sc.log_tick);
+    uv_timer_start(&sc.log_tick, on_log_tick, 1000, 1000);
+    uv_unref((uv_handle_t *)&sc.log_tick);
     sc.sigint.data = sc.sigterm.data = sc.sighup.data = &sc;
     uv_signal_start(&sc.sigint, on_signal, SIGINT);
     uv_signal_start(&sc.sigterm, on_signal, SIGTERM);
@@ -179,10 +188,12 @@ int rt_server_run(rt_config_t *config, rt_config_loader_t load, void *load_ctx)
         rt__worker_join(s->workers[i]);
     s->broker->ops->free(s->broker);
     uv_close((uv_handle_t *)&sc.deadline, NULL);
+    uv_close((uv_handle_t *)&sc.log_tick, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     RT_LOG_INFO("stopped: %llu events published, %llu delivered", (unsigned long long)atomic_load(&s->stats.published),
                 (unsigned long long)rt_server_delivered(s));
+    rt_log_flush();
     for (unsigned i = 0; i < s->n_workers; i++)
         rt__worker_free(s->workers[i]);
     rt_history_free(s->history);

@@ -84,6 +84,7 @@ static int client_send(rt_client_t *client, rt_event_t *ev, rt_subscription_t *s
         ((sse_t *)c->proto)->ended = RT_DISC_SLOW_CONSUMER + 1;
         atomic_fetch_add_explicit(&rt_conn_server(c)->stats.slow_disconnects, 1, memory_order_relaxed);
         RT_LOG_INFO("slow consumer (%zu bytes queued), closing", c->queued_bytes);
+        rt_conn_note_close(c, 0, "slow consumer", 13);
     } else if (r != 0) {
         atomic_fetch_add_explicit(&rt_conn_server(c)->stats.send_failures, 1, memory_order_relaxed);
     }
@@ -117,6 +118,7 @@ static void sse_on_tick(rt_conn_t *c, int64_t now_ms)
 static void sse_on_shutdown(rt_conn_t *c)
 {
     ((sse_t *)c->proto)->ended = RT_DISC_SHUTDOWN + 1;
+    rt_conn_note_close(c, 0, "server shutting down", 20);
     rt_conn_close_after_flush(c);
 }
 

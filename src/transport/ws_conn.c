@@ -22,6 +22,7 @@
 #include "transport/ws_codec.h"
 #include "transport/ws_conn.h"
 #include "transport/ws_handshake.h"
+#include "net/access_log.h"
 #include "util/mem.h"
 
 #define LOG_PREFIX "ws"
@@ -156,6 +157,7 @@ static void send_close_frame(rt_ws_t *ws, uint16_t code, const char *reason)
         ws->ended = (uint8_t)(disconnect_of(code, reason) + 1);
     uint8_t frame[2 + RT_WS_MAX_CONTROL_PAYLOAD];
     size_t n = rt_ws_close_frame(frame, code, reason, reason != NULL ? strlen(reason) : 0);
+    rt_conn_note_close(ws->conn, code, reason != NULL ? reason : "server closed", reason != NULL ? strlen(reason) : 13);
     rt_conn_send_copy(ws->conn, frame, n);
     ws->close_sent = true;
     ws->conn->deadline_ms = rt_conn_now(ws->conn) + CLOSE_TIMEOUT_MS;
@@ -289,6 +291,12 @@ static int on_control(rt_ws_t *ws, int op, const uint8_t *payload, size_t len)
             return -1;
         }
         ws->close_received = true;
+        if (ws->conn->access_log && !ws->close_sent) {
+            char why[RT_ACCESS_REASON_MAX + 1];
+            int wn = snprintf(why, sizeof(why), "client close frame%s%.*s", cl.reason_len ? ": " : "", (int)cl.reason_len,
+                              (const char *)cl.reason);
+            rt_conn_note_close(ws->conn, cl.code, why, wn < 0 ? 0 : (size_t)wn < sizeof(why) ? (size_t)wn : sizeof(why) - 1);
+        }
         if (!ws->close_sent) /* echo the peer's code; a close without one is answered without one */
             send_close_frame(ws, cl.code == RT_WS_CLOSE_NO_STATUS ? 0 : cl.code, NULL);
         rt_conn_close_after_flush(ws->conn);

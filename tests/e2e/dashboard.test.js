@@ -12,6 +12,7 @@ const { launchChromium, closeChromium } = require('./lib/browser');
 const { execFileSync } = require('node:child_process');
 const { startServer, BIN } = require('./lib/server');
 const { publishOk, request, getJson } = require('./lib/http');
+const { SseClient } = require('./lib/sse');
 const { sleep, uniq, waitFor } = require('./lib/util');
 
 const SCREENSHOT = path.resolve(__dirname, '../../build/dashboard.png');
@@ -25,6 +26,7 @@ describe('dashboard (GET /) in Chromium', { timeout: 90000 }, () => {
   const sent = []; // every message the page sent on /ws, parsed
   const pageErrors = [];
   const channel = `incidents.${uniq('INC')}`;
+  let sse; // another client, so that the channel list has a channel of its own and a shared one
 
   /** The row of the event with this id, as {type, sev, sevClass, sevColor, channels, data}, or null. */
   const row = (id) => page.evaluate((eid) => {
@@ -63,6 +65,7 @@ describe('dashboard (GET /) in Chromium', { timeout: 90000 }, () => {
   });
 
   after(async () => {
+    sse?.close();
     await closeChromium(browser);
     if (srv)
       await srv.stop();
@@ -181,6 +184,78 @@ describe('dashboard (GET /) in Chromium', { timeout: 90000 }, () => {
     assert.equal(Number(shown.delivered), 4);
     assert.match(shown.uptime, /^\d+ s$/);
     assert.equal(await page.locator('#count').textContent(), '4 received');
+  });
+
+  // The charts, the channel list, the error counters and the node list, all drawn by the page from /api/stats.
+  it('charts published, delivered and connections over time, matching /api/stats', { timeout: 30000 }, async () => {
+    sse = await SseClient.connect(srv.port, `/events?channels=${encodeURIComponent(channel)},system`);
+    const pollsBefore = await page.evaluate(() => window.realtimeDashboard.samples.length);
+    // events over a few polls, so the rates are not all zero
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 4; i++)
+        await publishOk(srv, { type: 'incident.updated', channels: [channel], data: { severity: 'SEV-1', round, i } });
+      await sleep(1100);
+    }
+    const stats = await getJson(srv, '/api/stats');
+    // nothing is published any more: within a poll the page's latest sample has the same totals
+    const last = await waitFor(async () => {
+      const l = await page.evaluate(() => window.realtimeDashboard.samples.at(-1));
+      return l && l.published === stats.events.published && l.delivered === stats.events.delivered ? l : null;
+    }, { timeout: 2 * 2000 + 1000, message: 'the chart\'s latest sample to match /api/stats' });
+    assert.equal(last.connections, stats.connections.total, 'the page\'s socket and the SSE client');
+    assert.equal(stats.connections.total, 2);
+    const samples = await page.evaluate(() => window.realtimeDashboard.samples);
+    assert.ok(samples.length >= pollsBefore + 2, `a sample per poll (${pollsBefore} then ${samples.length})`);
+    assert.ok(samples.some((x) => x.publishedRate > 0) && samples.some((x) => x.deliveredRate > 0), JSON.stringify(samples));
+
+    // the polylines have a point per sample (rates from the second sample on), inside the drawing
+    const lines = await page.evaluate(() => Object.fromEntries([...document.querySelectorAll('svg.chart polyline')]
+      .map((pl) => [pl.dataset.series, pl.getAttribute('points').trim().split(/\s+/).filter(Boolean)
+        .map((xy) => xy.split(',').map(Number))])));
+    assert.deepEqual(Object.keys(lines).sort(), ['connections', 'deliveredRate', 'publishedRate']);
+    assert.ok(lines.connections.length >= 4, `connections points: ${lines.connections.length}`);
+    assert.ok(lines.publishedRate.length >= 3 && lines.deliveredRate.length >= 3);
+    for (const pts of Object.values(lines)) {
+      for (const [x, y] of pts)
+        assert.ok(x >= 0 && x <= 600 && y >= 0 && y <= 120, `point ${x},${y} inside the chart`);
+      for (let i = 1; i < pts.length; i++)
+        assert.ok(pts[i][0] >= pts[i - 1][0], 'time runs left to right');
+    }
+    assert.ok(lines.connections.at(-1)[0] > 550, 'the latest point is at the right edge');
+    // the legend says the same totals
+    assert.match(await page.locator('#legend-published').textContent(), new RegExp(` ${stats.events.published} total$`));
+    assert.match(await page.locator('#legend-delivered').textContent(), new RegExp(` ${stats.events.delivered} total$`));
+    assert.equal(await page.locator('#legend-connections').textContent(), String(stats.connections.total));
+  });
+
+  it('lists the subscribed channels with their subscriber counts, the error counters and the node', { timeout: 20000 }, async () => {
+    const stats = await getJson(srv, '/api/stats');
+    const byName = Object.fromEntries(stats.channel_list.map((c) => [c.channel, c.subscribers]));
+    assert.deepEqual(byName, { system: 2, [channel]: 1, incidents: 1, 'incidents.>': 1, 'timeline.>': 1 });
+    assert.equal(stats.channel_list_total, 5);
+    assert.equal(stats.channel_list[0].channel, 'system', 'most subscribed first');
+    const shown = await waitFor(async () => {
+      const rows = await page.evaluate(() => [...document.querySelectorAll('#channel-list tr')]
+        .map((tr) => [tr.dataset.channel, Number(tr.lastElementChild.textContent)]));
+      return rows.length === 5 ? rows : null;
+    }, { timeout: 2 * 2000 + 1000, message: 'the channel list' });
+    assert.deepEqual(Object.fromEntries(shown), byName);
+    assert.deepEqual(shown[0], ['system', 2]);
+
+    const errors = await page.evaluate(() => Object.fromEntries([...document.querySelectorAll('#errors dt')]
+      .map((dt) => [dt.textContent, Number(dt.nextElementSibling.textContent)])));
+    assert.deepEqual(errors, { 'slow disconnects': stats.clients.slow_disconnects, 'send failures': stats.clients.send_failures,
+      'dropped events': stats.events.dropped, 'refused (limits)': 0, 'queued bytes': errors['queued bytes'] });
+
+    assert.equal(stats.nodes.length, 1);
+    const node = stats.nodes[0];
+    assert.equal(node.broker, 'memory');
+    assert.equal(node.broker_state, 'ok');
+    assert.equal(node.workers, 2);
+    assert.equal(node.listen, `127.0.0.1:${srv.port}`);
+    const nodes = await page.evaluate(() => [...document.querySelectorAll('#node-list tr')]
+      .map((tr) => [...tr.children].map((td) => td.textContent)));
+    assert.deepEqual(nodes, [[node.name, 'memory', 'ok', '2']]);
   });
 
   it('renders without script errors (screenshot in build/dashboard.png)', { timeout: 20000 }, async () => {

@@ -22,6 +22,7 @@
 #include "realtime/history.h"
 #include "net/conn.h"
 #include "net/http.h"
+#include "net/access_log.h"
 #include "net/worker.h"
 #include "server/server.h"
 #include "transport/ws_codec.h"
@@ -110,6 +111,16 @@ bool rt_conn_input_waiting(rt_conn_t *c)
 void rt_conn_pause_reading(rt_conn_t *c, bool pause)
 {
     c->reading_paused = pause;
+}
+
+/* The fake connection keeps no access record: access_log is off. */
+rt_conn_access_t *rt__conn_access(rt_conn_t *c)
+{
+    return NULL;
+}
+
+void rt_conn_note_close(rt_conn_t *c, unsigned code, const char *reason, size_t reason_len)
+{
 }
 
 void rt_conn_count_disconnect(rt_conn_t *c, rt_disconnect_t reason)

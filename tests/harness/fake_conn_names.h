@@ -30,6 +30,8 @@
 #define rt_conn_input_waiting fake_conn_input_waiting
 #define rt_conn_pause_reading fake_conn_pause_reading
 #define rt_conn_count_disconnect fake_conn_count_disconnect
+#define rt_conn_note_close fake_conn_note_close
+#define rt__conn_access fake_conn_access
 #define rt__worker_broadcaster fake_worker_broadcaster
 #define rt__worker_run_soon fake_worker_run_soon
 #define rt__worker_cancel fake_worker_cancel

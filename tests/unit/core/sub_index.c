@@ -262,6 +262,67 @@ static void test_dead_skipped_and_double_remove(void **state)
     rt__sub_index_free(idx);
 }
 
+/* rt__sub_index_foreach_channel, summed by name as /api/stats does it. */
+typedef struct {
+    char names[16][32];
+    size_t n[16], count;
+} channel_sums_t;
+
+static void sum_channel(const char *channel, size_t len, size_t n, void *ctx)
+{
+    channel_sums_t *cs = ctx;
+    size_t i = 0;
+    while (i < cs->count && (strlen(cs->names[i]) != len || memcmp(cs->names[i], channel, len) != 0))
+        i++;
+    if (i == cs->count) {
+        assert_true(cs->count < 16 && len < 32);
+        memcpy(cs->names[i], channel, len);
+        cs->names[i][len] = '\0';
+        cs->n[cs->count++] = 0;
+    }
+    cs->n[i] += n;
+}
+
+static size_t sum_of(const channel_sums_t *cs, const char *name)
+{
+    for (size_t i = 0; i < cs->count; i++)
+        if (strcmp(cs->names[i], name) == 0)
+            return cs->n[i];
+    return 0;
+}
+
+static void test_foreach_channel(void **state)
+{
+    rt_sub_index_t *idx = rt__sub_index_new();
+    rt_subscription_t *a = mk_sub("incidents", "incidents.>", "all"), *b = mk_sub("incidents", "timeline.*"),
+                      *c = mk_sub("incidents.>"), *d = mk_sub("system");
+    rt__sub_index_add(idx, a);
+    rt__sub_index_add(idx, b);
+    rt__sub_index_add(idx, c);
+    rt__sub_index_add(idx, d);
+    d->dead = true; /* not counted */
+    channel_sums_t cs = {0};
+    rt__sub_index_foreach_channel(idx, sum_channel, &cs);
+    assert_int_equal(cs.count, 4);
+    assert_int_equal(sum_of(&cs, "incidents"), 2);
+    assert_int_equal(sum_of(&cs, "incidents.>"), 2);
+    assert_int_equal(sum_of(&cs, "timeline.*"), 1);
+    assert_int_equal(sum_of(&cs, "all"), 1);
+    assert_int_equal(sum_of(&cs, "system"), 0);
+    rt__sub_index_remove(idx, a);
+    rt__sub_index_remove(idx, b);
+    rt__sub_index_remove(idx, c);
+    rt__sub_index_remove(idx, d);
+    cs = (channel_sums_t){0};
+    rt__sub_index_foreach_channel(idx, sum_channel, &cs);
+    assert_int_equal(cs.count, 0);
+    free_sub(a);
+    free_sub(b);
+    free_sub(c);
+    free_sub(d);
+    rt__sub_index_free(idx);
+}
+
 static void test_pruning(void **state)
 {
     rt_sub_index_t *idx = rt__sub_index_new();
@@ -491,7 +552,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact),        cmocka_unit_test(test_patterns),
         cmocka_unit_test(test_all),          cmocka_unit_test(test_overlapping),
-        cmocka_unit_test(test_dead_skipped_and_double_remove), cmocka_unit_test(test_pruning),
+        cmocka_unit_test(test_dead_skipped_and_double_remove), cmocka_unit_test(test_foreach_channel), cmocka_unit_test(test_pruning),
         cmocka_unit_test(test_free_with_entries), cmocka_unit_test(test_many_subscriptions),
         cmocka_unit_test(test_randomised),
     };
