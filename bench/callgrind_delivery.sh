@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Instructions per delivered message of two server builds, under callgrind (docs/benchmarks.md, "What limits and
 # lingering close cost"): 100 /ws subscribers, a run without events and one with 200; the difference over 20000
-# deliveries. Usage: bench/callgrind_delivery.sh BEFORE_BIN AFTER_BIN [EXTRA SERVER FLAGS FOR A THIRD RUN...]
+# deliveries. Usage: [SUBS=100] bench/callgrind_delivery.sh BEFORE_BIN AFTER_BIN [EXTRA SERVER FLAGS FOR A THIRD RUN...]
 set -u
 before=${1:?before binary} after=${2:?after binary}; shift 2
 LG=${LOADGEN:-build/release/bench/loadgen}
+SUBS=${SUBS:-100}
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 run() { # NAME BIN SUBS EVENTS [FLAGS...]
@@ -21,9 +22,9 @@ run() { # NAME BIN SUBS EVENTS [FLAGS...]
 report() { # NAME BIN [FLAGS...]
   local name=$1 bin=$2; shift 2
   local idle run
-  idle=$(run "$name-idle" "$bin" 100 0 "$@")
-  run=$(run "$name-run" "$bin" 100 200 "$@")
-  echo "$name: idle $idle, with 200 events $run, per delivery $(( (run - idle) / 20000 ))"
+  idle=$(run "$name-idle" "$bin" "$SUBS" 0 "$@")
+  run=$(run "$name-run" "$bin" "$SUBS" 200 "$@")
+  echo "$name: $SUBS subscribers: idle $idle, with 200 events $run, per delivery $(( (run - idle) / (200 * SUBS) ))"
 }
 report before "$before"
 report after "$after"

@@ -34,6 +34,9 @@ struct st_rt_worker_t {
     uint64_t accept_failures;  /* since then */
     _Atomic uint64_t delivered; /* written only by this worker's thread (see rt_conn_count_delivered) */
     rt_histogram_t publish_to_write; /* accept to last byte written, per delivery (conn.c); this thread writes it */
+    uint32_t turn_us;                /* the clock when this loop turn's writes started (conn.c) */
+    bool flushing;                   /* inside rt__conn_flush_pending: turn_us is current */
+    uint32_t writes_seen;            /* writes, for sampling publish_to_write (conn.c) */
     /* Reads land here and are parsed in place; only an incomplete tail is copied to the connection. */
     char rbuf[65536];
 };

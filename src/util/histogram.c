@@ -1,10 +1,6 @@
 #include <inttypes.h>
 #include "util/histogram.h"
 
-const uint32_t rt_histogram_bounds_us[RT_HISTOGRAM_BOUNDS] = {
-    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000,
-};
-
 static void bump(_Atomic uint64_t *v, uint64_t by)
 {
     atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + by, memory_order_relaxed);
@@ -12,15 +8,11 @@ static void bump(_Atomic uint64_t *v, uint64_t by)
 
 void rt_histogram_add(rt_histogram_t *h, uint64_t us)
 {
-    unsigned lo = 0, hi = RT_HISTOGRAM_BOUNDS; /* the first bound >= us, or RT_HISTOGRAM_BOUNDS (+Inf) */
-    while (lo < hi) {
-        unsigned mid = (lo + hi) / 2;
-        if (us <= rt_histogram_bounds_us[mid])
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    bump(&h->counts[lo], 1);
+    /* Bucket k holds (100 × 2^(k-1), 100 × 2^k]: with q = (us - 1) / 100 that is the k with 2^(k-1) <= q < 2^k,
+     * the bit length of q; bucket 0 holds up to 100 µs. */
+    uint64_t q = us > 100 ? (us - 1) / 100 : 0;
+    unsigned k = q == 0 ? 0 : 64 - (unsigned)__builtin_clzll(q);
+    bump(&h->counts[k < RT_HISTOGRAM_BOUNDS ? k : RT_HISTOGRAM_BOUNDS], 1);
     bump(&h->sum_us, us);
 }
 
@@ -37,7 +29,7 @@ void rt_histogram_prometheus(rt_buf_t *out, const char *name, const char *help, 
     uint64_t cumulative = 0;
     for (unsigned i = 0; i < RT_HISTOGRAM_BOUNDS; i++) {
         cumulative += sum->counts[i];
-        rt_buf_appendf(out, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, rt_histogram_bounds_us[i] / 1e6, cumulative);
+        rt_buf_appendf(out, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, RT_HISTOGRAM_BOUND_US(i) / 1e6, cumulative);
     }
     cumulative += sum->counts[RT_HISTOGRAM_BOUNDS];
     rt_buf_appendf(out, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %.6f\n%s_count %" PRIu64 "\n", name, cumulative, name,

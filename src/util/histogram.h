@@ -1,7 +1,8 @@
 /*
- * Latency histograms with fixed buckets from 100 µs to 10 s, for /metrics. One writer each (a worker, or a
- * broadcaster under its lock), so adding a sample is plain stores (relaxed atomics: a scrape on another thread
- * reads torn-free counts); a scrape sums the per-worker ones.
+ * Latency histograms for /metrics, with buckets that double from 100 µs to 13.1 s (100 µs × 2^k), so a sample's
+ * bucket is a division by a constant and a count of leading zeros, not a search: it is taken on the delivery path.
+ * One writer each (a worker, or a broadcaster under its lock), so adding a sample is plain stores (relaxed
+ * atomics: a scrape on another thread reads torn-free counts); a scrape sums the per-worker ones.
  */
 #ifndef RT_UTIL_HISTOGRAM_H
 #define RT_UTIL_HISTOGRAM_H
@@ -10,10 +11,10 @@
 #include <stdint.h>
 #include "util/buf.h"
 
-#define RT_HISTOGRAM_BOUNDS 16
+#define RT_HISTOGRAM_BOUNDS 18
 
-/** The upper bounds of the buckets, in microseconds (the last bucket, +Inf, has none). */
-extern const uint32_t rt_histogram_bounds_us[RT_HISTOGRAM_BOUNDS];
+/** The upper bound of bucket i (< RT_HISTOGRAM_BOUNDS), in microseconds; the last bucket, +Inf, has none. */
+#define RT_HISTOGRAM_BOUND_US(i) (100u << (i))
 
 typedef struct st_rt_histogram_t {
     _Atomic uint64_t counts[RT_HISTOGRAM_BOUNDS + 1]; /* not cumulative; the last is +Inf */
