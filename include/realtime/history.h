@@ -131,6 +131,8 @@ void rt_history_stream_remove(rt_history_t *h, const char *channel);
 
 /** Number of events held. */
 size_t rt_history_count(rt_history_t *h);
+/** The JSON bytes of the events held (what they are delivered as; their memory is a few times that). */
+size_t rt_history_bytes(rt_history_t *h);
 /** Drops the references of a result list. */
 void rt_event_list_free(rt_event_list_t *list);
 

@@ -49,6 +49,7 @@ struct st_rt_history_t {
     pthread_mutex_t mutex;
     struct slot *ring;
     size_t size, head, count; /* head: index of the oldest slot */
+    size_t bytes;             /* the JSON of the events held (rt_history_bytes) */
     int64_t ttl_ms;
     rt_clock_fn clock;
     void *clock_ctx;
@@ -165,6 +166,7 @@ static void evict_oldest(rt_history_t *h)
     }
     if (rt_map_get(&h->ids, ev->id, ev->id_len) == ev)
         rt_map_del(&h->ids, ev->id, ev->id_len);
+    h->bytes -= ev->json_len;
     rt_event_unref(ev);
     *s = (struct slot){0};
     h->head = (h->head + 1) % h->size;
@@ -189,6 +191,7 @@ static inline void store(rt_history_t *h, rt_event_t *ev, uint64_t seq, const ui
     rt_event_accept(ev, seq, offsets);
     *slot_at(h, h->count) = (struct slot){rt_event_ref(ev), at, 0};
     h->count++;
+    h->bytes += ev->json_len;
     rt_map_put(&h->ids, ev->id, ev->id_len, ev);
     if (on_accept != NULL)
         on_accept(ev, ctx);
@@ -316,6 +319,15 @@ uint64_t rt_history_last_seq(rt_history_t *h)
     uint64_t seq = h->last_seq;
     pthread_mutex_unlock(&h->mutex);
     return seq;
+}
+
+size_t rt_history_bytes(rt_history_t *h)
+{
+    pthread_mutex_lock(&h->mutex);
+    expire(h);
+    size_t n = h->bytes;
+    pthread_mutex_unlock(&h->mutex);
+    return n;
 }
 
 size_t rt_history_count(rt_history_t *h)

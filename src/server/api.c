@@ -295,6 +295,7 @@ void rt__stats_snapshot(rt_server_t *s, rt_stats_snapshot_t *out)
     out->send_failures = atomic_load_explicit(&st->send_failures, memory_order_relaxed);
     out->queued_bytes = atomic_load_explicit(&st->queued_bytes, memory_order_relaxed);
     out->history_events = rt_history_count(s->history);
+    out->history_bytes = rt_history_bytes(s->history);
     for (int i = 0; i < RT_LIMITS; i++)
         out->limited[i] = atomic_load_explicit(&st->limited[i], memory_order_relaxed);
     out->uptime_s = (double)(rt_clock_mono_ms() - s->started_ms) / 1000.0;
@@ -389,11 +390,11 @@ void rt__api_stats(rt_conn_t *c, rt_http_request_t *req)
     size_t listed;
     json_t *channels = channel_list(rt_conn_server(c), &listed);
     rt_http_respond_json(c, 200,
-                         json_pack("{s:o,s:I,s:I,s:o,s:I,s:o,s:o,s:I,s:I,s:I,s:[o]}", "connections", conns, "subscriptions",
+                         json_pack("{s:o,s:I,s:I,s:o,s:I,s:o,s:o,s:I,s:I,s:I,s:I,s:[o]}", "connections", conns, "subscriptions",
                                    (json_int_t)ss.subscriptions, "channels", (json_int_t)ss.channels, "channel_list", channels,
                                    "channel_list_total", (json_int_t)listed, "events", events, "clients", clients,
                                    "queued_bytes", (json_int_t)ss.queued_bytes, "history_events", (json_int_t)ss.history_events,
-                                   "uptime_s", (json_int_t)ss.uptime_s, "nodes", node_json(rt_conn_server(c))));
+                                   "history_bytes", (json_int_t)ss.history_bytes, "uptime_s", (json_int_t)ss.uptime_s, "nodes", node_json(rt_conn_server(c))));
 }
 
 void rt__api_healthz(rt_conn_t *c, rt_http_request_t *req)

@@ -20,6 +20,7 @@ typedef struct st_rt_stats_snapshot_t {
     int64_t queued_bytes;
     uint64_t worker_queued;   /**< events waiting in the workers' queues */
     uint64_t history_events;
+    uint64_t history_bytes;   /**< JSON bytes of the events in history */
     uint64_t limited[RT_LIMITS]; /**< refusals by limit (rt_limit_names) */
     double uptime_s;
 } rt_stats_snapshot_t;

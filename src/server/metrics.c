@@ -108,6 +108,7 @@ void rt__api_metrics(rt_conn_t *c, rt_http_request_t *req)
     gauge(&b, "realtime_queued_bytes", "Bytes waiting in client output queues.", ss.queued_bytes);
     gauge(&b, "realtime_worker_queued_events", "Events waiting in the workers' queues.", (int64_t)ss.worker_queued);
     gauge(&b, "realtime_history_events", "Events held in history.", (int64_t)ss.history_events);
+    gauge(&b, "realtime_history_bytes", "JSON bytes of the events held in history.", (int64_t)ss.history_bytes);
     gauge(&b, "realtime_workers", "Worker threads.", (int64_t)s->n_workers);
     metric(&b, "realtime_disconnects_total", "counter", "Client connections (WebSocket, SSE) ended, by reason.");
     for (int i = 0; i < RT_DISC_REASONS; i++)

@@ -72,6 +72,8 @@ describe('/metrics', { timeout: 30000 }, () => {
     const m = await scrape();
     assert.equal(m['realtime_build_info{version="0.1.0"}'], 1);
     assert.equal(m['realtime_broker_up{broker="memory"}'], 1);
+    assert.ok(m.realtime_history_events >= 160 && m.realtime_history_bytes > m.realtime_history_events * 100,
+      'history holds the events published above, with their JSON bytes');
     assert.ok(m.process_resident_memory_bytes > 1 << 20);
     assert.ok(m.process_open_fds > 3 && m.process_open_fds < m.process_max_fds);
     assert.ok(Math.abs(m.process_start_time_seconds - Date.now() / 1000) < 120, 'started moments ago');
