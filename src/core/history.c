@@ -321,22 +321,24 @@ uint64_t rt_history_last_seq(rt_history_t *h)
     return seq;
 }
 
-size_t rt_history_bytes(rt_history_t *h)
+/* A size of the history (its count or bytes), read under the lock once expired events are gone. */
+static size_t read_size(rt_history_t *h, const size_t *field)
 {
     pthread_mutex_lock(&h->mutex);
     expire(h);
-    size_t n = h->bytes;
+    size_t n = *field;
     pthread_mutex_unlock(&h->mutex);
     return n;
 }
 
+size_t rt_history_bytes(rt_history_t *h)
+{
+    return read_size(h, &h->bytes);
+}
+
 size_t rt_history_count(rt_history_t *h)
 {
-    pthread_mutex_lock(&h->mutex);
-    expire(h);
-    size_t n = h->count;
-    pthread_mutex_unlock(&h->mutex);
-    return n;
+    return read_size(h, &h->count);
 }
 
 static void list_push(rt_event_list_t *out, size_t *cap, rt_event_t *ev)

@@ -7,8 +7,8 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
 const net = require('node:net');
+const { startRedis } = require('./lib/redis');
 const { startServer, pickPort } = require('./lib/server');
 const { startDelayProxy } = require('./lib/proxy');
 const { request, publish, rawExchange, parseResponses } = require('./lib/http');
@@ -19,52 +19,6 @@ const { uniq, sleep, waitFor, withTimeout } = require('./lib/util');
 const DELAY_MS = 50;
 const RATE = 20; // publishes per second
 const MEASURE_MS = 3000;
-
-const redisProcs = new Set();
-process.on('exit', () => {
-  for (const p of redisProcs) {
-    try {
-      p.kill('SIGKILL');
-    } catch { /* gone */ }
-  }
-});
-
-function ping(port) {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port });
-    let buf = '';
-    const done = (v) => {
-      clearTimeout(timer);
-      s.destroy();
-      resolve(v);
-    };
-    const timer = setTimeout(() => done(false), 500);
-    s.on('connect', () => s.write('PING\r\n'));
-    s.on('data', (d) => {
-      buf += d;
-      if (buf.includes('\r\n'))
-        done(buf.startsWith('+PONG'));
-    });
-    s.on('error', () => done(false));
-  });
-}
-
-async function startRedis(port) {
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    { stdio: ['ignore', 'ignore', 'ignore'] });
-  redisProcs.add(proc);
-  const exited = new Promise((resolve) => proc.on('exit', () => {
-    redisProcs.delete(proc);
-    resolve();
-  }));
-  await waitFor(() => ping(port), { timeout: 5000, interval: 50, message: `redis-server on ${port}` });
-  return {
-    async stop() {
-      proc.kill('SIGKILL');
-      await withTimeout(exited, 5000, 'redis-server to exit');
-    },
-  };
-}
 
 function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];

@@ -5,65 +5,12 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
-const net = require('node:net');
+const { startRedis } = require('./lib/redis');
 const { startServer, pickPort } = require('./lib/server');
 const { request, publish, publishOk, getJson } = require('./lib/http');
 const { WsClient } = require('./lib/ws');
 const { SseClient } = require('./lib/sse');
 const { uniq, sleep, waitFor, withTimeout, describeSeqProblem } = require('./lib/util');
-
-const redisProcs = new Set();
-process.on('exit', () => {
-  for (const p of redisProcs) {
-    try {
-      p.kill('SIGKILL');
-    } catch { /* gone */ }
-  }
-});
-
-/** One PING over a fresh connection; resolves true on +PONG, false otherwise (bounded by 500 ms). */
-function ping(port) {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port });
-    let buf = '';
-    const done = (v) => {
-      clearTimeout(timer);
-      s.destroy();
-      resolve(v);
-    };
-    const timer = setTimeout(() => done(false), 500);
-    s.on('connect', () => s.write('PING\r\n'));
-    s.on('data', (d) => {
-      buf += d;
-      if (buf.includes('\r\n'))
-        done(buf.startsWith('+PONG'));
-    });
-    s.on('error', () => done(false));
-  });
-}
-
-/** Starts redis-server on 127.0.0.1:port without persistence; resolves {proc, stop()} once it answers PING. */
-async function startRedis(port) {
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
-  redisProcs.add(proc);
-  let log = '';
-  proc.stdout.on('data', (d) => { log += d; });
-  proc.stderr.on('data', (d) => { log += d; });
-  const exited = new Promise((resolve) => proc.on('exit', () => {
-    redisProcs.delete(proc);
-    resolve();
-  }));
-  await waitFor(() => ping(port), { timeout: 5000, interval: 50, message: `redis-server on ${port} (log: ${log.slice(-500)})` });
-  return {
-    proc,
-    async stop() {
-      proc.kill('SIGKILL');
-      await withTimeout(exited, 5000, 'redis-server to exit');
-    },
-  };
-}
 
 async function readyStatus(srv) {
   return (await request(srv.port, { path: '/readyz', timeout: 2000 })).status;
