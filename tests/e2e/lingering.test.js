@@ -6,7 +6,6 @@
 
 const { describe, it } = require('node:test');
 const assert = require('node:assert/strict');
-const http = require('node:http');
 const net = require('node:net');
 const { startServer } = require('./lib/server');
 const { publishOk, request, getJson } = require('./lib/http');
@@ -22,40 +21,9 @@ const REPEAT = 20;
  * first; an error after the response is complete (the server cutting a client still sending) does not count.
  */
 function postBig(port, body) {
-  return new Promise((resolve) => {
-    let done = false;
-    const finish = (r) => {
-      if (!done) {
-        done = true;
-        clearTimeout(timer);
-        resolve(r);
-      }
-    };
-    const req = http.request({
-      host: '127.0.0.1', port, method: 'POST', path: '/api/events', agent: false,
-      headers: { 'Content-Type': 'application/json', 'Content-Length': body.length },
-    }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          json = { unparsed: text };
-        }
-        finish({ status: res.statusCode, json });
-      });
-      res.on('error', (e) => finish({ error: `response: ${e.code || e.message}` }));
-    });
-    const timer = setTimeout(() => {
-      finish({ error: 'no response within 10 s' });
-      req.destroy();
-    }, 10000);
-    req.on('error', (e) => finish({ error: e.code || e.message }));
-    req.end(body);
-  });
+  return request(port, { method: 'POST', path: '/api/events', body, headers: { 'Content-Type': 'application/json' } })
+    .then((r) => ({ status: r.status, json: r.json !== undefined ? r.json : { unparsed: r.text } }),
+      (e) => ({ error: e.code || e.message }));
 }
 
 /** Writes buf in chunks of size bytes, each after the previous one was taken; stops at the first write error. */
