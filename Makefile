@@ -5,6 +5,7 @@
 #   make run        build and start the server with the embedded defaults (127.0.0.1:8080), in insecure development mode
 #   make test       unit tests (release and ASan+UBSan), the example, the e2e suite
 #   make bench      benchmarks (bench/), side by side with nchan
+#   make bench-cluster  six nodes through one Redis, 100000 subscribers (bench/cluster)
 #   make profile    where the server CPU goes, realtime and nchan (perf; docs/benchmarks-profile.md)
 #   make fuzz       build the libFuzzer targets and run each briefly (FUZZ_SECONDS, default 20)
 #   make fuzz-long  run each target FUZZ_SECONDS (default 600) and merge new coverage into fuzz/corpus/
@@ -55,7 +56,7 @@ EX_BIN   := $(EX_SRC:%.c=$(B)/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:%.c=$(B)/%)
 
-.PHONY: all deps run test unit unit-asan example e2e bench profile fuzz fuzz-long clean valgrind install uninstall
+.PHONY: all deps run test unit unit-asan example e2e bench bench-cluster profile fuzz fuzz-long clean valgrind install uninstall
 all: $(B)/realtime $(B)/librealtime.a $(SO) $(MAN_PAGES) $(EX_BIN) $(BENCH_BIN)
 
 deps:
@@ -173,6 +174,12 @@ bench:
 	@bash scripts/deps.sh bench
 	@$(MAKE) --no-print-directory all
 	@bash bench/compare
+
+# Scale-out through one Redis: six nodes, 100000 subscribers, one publisher (bench/cluster; docs/redis.md).
+bench-cluster:
+	@bash scripts/deps.sh bench
+	@$(MAKE) --no-print-directory all
+	@bash bench/cluster
 
 profile:
 	@bash scripts/deps.sh bench

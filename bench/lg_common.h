@@ -21,6 +21,9 @@ typedef struct st_lg_config_t {
     int target, transport;
     uint32_t host;      /* target address, network order, always 127.x.y.z */
     int port;
+    uint32_t pub_host;  /* where events are published (--pub-url; default the target) */
+    int pub_port;
+    int observe;        /* --observe: publish nothing, expect --events published by someone else */
     const char *channel;
     uint32_t subs;       /* subscribers to open */
     uint32_t procs;      /* subscriber worker processes */

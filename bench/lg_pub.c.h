@@ -28,7 +28,7 @@ typedef struct st_publisher_t {
 static int pub_connect(publisher_t *p, uint32_t k)
 {
     pub_conn_t *c = &p->c[k];
-    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p->cfg->port), .sin_addr.s_addr = p->cfg->host};
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p->cfg->pub_port), .sin_addr.s_addr = p->cfg->pub_host};
     int one = 1;
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&dst, sizeof(dst)) != 0) {

@@ -58,6 +58,8 @@ static void usage(FILE *f)
                "  --inflight N              handshakes in flight per worker (default 256)\n"
                "  --connect-timeout S       seconds for the connect phase (default 60)\n"
                "  --events M                events to publish (default 100; 0: connect only)\n"
+               "  --pub-url 127.0.0.1:PORT  publish through this address instead of --url (another node)\n"
+               "  --observe                 publish nothing: expect --events published by another loadgen\n"
                "  --rate R                  events per second (default 100)\n"
                "  --rates R1,R2,...         saturation search: one step per rate, each --step-s long, one JSON line\n"
                "                            each; stops at the first step with loss or a disconnect, or at\n"
@@ -74,7 +76,7 @@ static void usage(FILE *f)
                "  --quiet                   no diagnostics on stderr\n");
 }
 
-static int parse_url(lg_config_t *cfg, const char *url)
+static int parse_addr(const char *url, uint32_t *host_out, int *port_out)
 {
     char host[64];
     if (strncmp(url, "http://", 7) == 0)
@@ -87,11 +89,17 @@ static int parse_url(lg_config_t *cfg, const char *url)
     if (strcmp(host, "localhost") == 0)
         strcpy(host, "127.0.0.1");
     struct in_addr a;
-    cfg->port = atoi(colon + 1);
-    if (inet_pton(AF_INET, host, &a) != 1 || (ntohl(a.s_addr) >> 24) != 127 || cfg->port <= 0 || cfg->port > 65535)
+    int port = atoi(colon + 1);
+    if (inet_pton(AF_INET, host, &a) != 1 || (ntohl(a.s_addr) >> 24) != 127 || port <= 0 || port > 65535)
         return -1; /* loopback only */
-    cfg->host = a.s_addr;
+    *host_out = a.s_addr;
+    *port_out = port;
     return 0;
+}
+
+static int parse_url(lg_config_t *cfg, const char *url)
+{
+    return parse_addr(url, &cfg->host, &cfg->port);
 }
 
 static int parse_args(lg_config_t *cfg, int argc, char **argv)
@@ -104,7 +112,7 @@ static int parse_args(lg_config_t *cfg, int argc, char **argv)
         {"pub-conns", 1, NULL, 'p'},    {"payload", 1, NULL, 'B'},  {"settle", 1, NULL, 'S'},
         {"drain", 1, NULL, 'D'},        {"timeout", 1, NULL, 'X'},  {"server-pid", 1, NULL, 'W'},
         {"src-offset", 1, NULL, 'o'},   {"rates", 1, NULL, 'R'},    {"step-s", 1, NULL, 'y'},
-        {"max-p99-ms", 1, NULL, 'm'},
+        {"max-p99-ms", 1, NULL, 'm'},   {"pub-url", 1, NULL, 'U'},  {"observe", 0, NULL, 'Q'},
         {"quiet", 0, NULL, 'q'},        {"help", 0, NULL, 'h'},     {NULL, 0, NULL, 0}};
     *cfg = (lg_config_t){.target = LG_TARGET_REALTIME, .transport = LG_TR_WS, .channel = "bench", .subs = 100,
                          .per_ip = 10000, .connect_rate = 5000, .inflight = 256, .connect_timeout_s = 60,
@@ -138,6 +146,13 @@ static int parse_args(lg_config_t *cfg, int argc, char **argv)
             else
                 return -1;
             break;
+        case 'U':
+            if (parse_addr(optarg, &cfg->pub_host, &cfg->pub_port) != 0) {
+                fprintf(stderr, "loadgen: --pub-url must be 127.x.y.z:PORT (loopback only)\n");
+                return -1;
+            }
+            break;
+        case 'Q': cfg->observe = 1; break;
         case 'c': cfg->channel = optarg; break;
         case 's': cfg->subs = (uint32_t)strtoul(optarg, NULL, 10); break;
         case 'P': cfg->procs = (uint32_t)strtoul(optarg, NULL, 10); break;
@@ -177,8 +192,10 @@ static int parse_args(lg_config_t *cfg, int argc, char **argv)
         default: return -1;
         }
     }
-    if (optind != argc)
+    if (optind != argc || (cfg->observe && cfg->n_rates > 0))
         return -1;
+    if (cfg->pub_port == 0)
+        cfg->pub_host = cfg->host, cfg->pub_port = cfg->port;
     if (cfg->procs == 0)
         cfg->procs = cfg->subs == 0 ? 1 : (cfg->subs + 14999) / 15000;
     if (cfg->procs > MAX_PROCS || cfg->per_ip == 0 || cfg->connect_rate <= 0 || cfg->inflight == 0 || cfg->rate <= 0 || cfg->step_s <= 0 ||
@@ -591,6 +608,36 @@ static int step_breaks(parent_t *P, publisher_t *pub, const step_t *st, uint64_t
 }
 
 /* Runs every publish step (one unless --rates); returns 1 when all were clean. */
+/*
+ * --observe: someone else publishes --events on the channel (another loadgen, through another node: a cluster
+ * run). Waits for them (the latency is the publisher's "t" stamp: one CLOCK_MONOTONIC on the machine), until all
+ * arrived, or --drain seconds pass without a delivery once they started, or the deadline.
+ */
+static int run_observe(parent_t *P, run_t *run, uint64_t established, uint64_t deadline)
+{
+    lg_config_t *cfg = &P->cfg;
+    static publisher_t elsewhere; /* no connections: what print_result reads of a publisher */
+    elsewhere.sent = elsewhere.ok = cfg->events;
+    elsewhere.t_first = now_ns();
+    step_t st = {.index = -1, .rate = cfg->rate, .events = cfg->events};
+    srv_sample_t s0, s1;
+    sample_server(cfg, &s0);
+    double c0 = client_cpu(P);
+    uint64_t expected = (uint64_t)cfg->events * established, last = 0, last_change = now_ns();
+    while (now_ns() < deadline && sum_received(P) < expected &&
+           (sum_received(P) == 0 || now_ns() - last_change < (uint64_t)(cfg->drain_s * 1e9))) {
+        parent_poll(P, NULL, 20);
+        if (sum_received(P) != last)
+            last = sum_received(P), last_change = now_ns();
+    }
+    snapshot_workers(P, 1, NULL);
+    sample_server(cfg, &s1);
+    st.phase_s = (double)(now_ns() - elsewhere.t_first) / 1e9;
+    st.srv_cpu = s1.cpu_s - s0.cpu_s;
+    st.cli_cpu = client_cpu(P) - c0;
+    return print_result(P, &elsewhere, run, &st);
+}
+
 static int run_steps(parent_t *P, run_t *run, uint64_t established, uint64_t deadline)
 {
     lg_config_t *cfg = &P->cfg;
@@ -669,7 +716,7 @@ int main(int argc, char **argv)
         established += P.rep_last[w].established, run.cli_connect_cpu += P.rep_last[w].cpu_connected_s;
     int ok;
     if (cfg->events > 0 && established > 0) {
-        ok = run_steps(&P, &run, established, deadline);
+        ok = cfg->observe ? run_observe(&P, &run, established, deadline) : run_steps(&P, &run, established, deadline);
         stop_workers(&P);
     } else {
         step_t st = {.index = -1, .rate = cfg->rate};
