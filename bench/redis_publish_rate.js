@@ -2,7 +2,8 @@
 // Publishes/s through one one-worker node whose Redis is DELAY ms away each way (a delaying proxy), for SECONDS,
 // with CONC publishers each sending its next POST /api/events as soon as the previous is answered (keep-alive).
 //   node bench/redis_publish_rate.js BIN [SECONDS=5] [CONC=32] [DELAY=50]
-// Needs redis-server on PATH; prints one line: publishes/s, answer latency p50/p99, and failures.
+// Needs redis-server on PATH; prints one line: publishes/s, answer latency p50/p99, failures, and the CPU Redis and
+// the node used (so Redis's own ceiling is 1 / its CPU per publish).
 
 const path = require('node:path');
 
@@ -49,6 +50,13 @@ async function main() {
     req.on('error', () => { failed++; resolve(); });
     req.end(body);
   });
+  // CPU seconds (user + system) of a process so far, from /proc.
+  const cpuOf = (pid) => {
+    const f = require('node:fs').readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  };
+  const redisCpu0 = cpuOf(redis.pid);
+  const nodeCpu0 = cpuOf(node.pid);
   const t0 = Date.now();
   let n = 0;
   await Promise.all(Array.from({ length: Number(conc) }, async () => {
@@ -56,9 +64,13 @@ async function main() {
       await one(n++);
   }));
   const elapsed = (Date.now() - t0) / 1000;
+  const redisCpu = cpuOf(redis.pid) - redisCpu0;
+  const nodeCpu = cpuOf(node.pid) - nodeCpu0;
   lat.sort((a, b) => a - b);
   const pct = (p) => lat[Math.min(lat.length - 1, Math.ceil(p / 100 * lat.length) - 1)].toFixed(1);
-  console.log(`${(ok / elapsed).toFixed(1)} publishes/s (${ok} in ${elapsed.toFixed(1)} s, ${conc} publishers, Redis ${delay} ms away each way), answer p50 ${pct(50)} ms p99 ${pct(99)} ms, ${failed} failed`);
+  console.log(`${(ok / elapsed).toFixed(1)} publishes/s (${ok} in ${elapsed.toFixed(1)} s, ${conc} publishers, Redis ${delay} ms away each way), answer p50 ${pct(50)} ms p99 ${pct(99)} ms, ${failed} failed; `
+    + `Redis CPU ${(100 * redisCpu / elapsed).toFixed(0)}% of a core (${(1e6 * redisCpu / Math.max(ok, 1)).toFixed(0)} µs a publish), `
+    + `node CPU ${(100 * nodeCpu / elapsed).toFixed(0)}%`);
   agent.destroy();
   await node.stop();
   await proxy.close();
