@@ -106,6 +106,13 @@ void rt_conn_count_delivered(rt_conn_t *c, unsigned n)
     atomic_store_explicit(d, atomic_load_explicit(d, memory_order_relaxed) + n, memory_order_relaxed);
 }
 
+const char *const rt_gap_names[RT_GAP_REASONS] = {
+    [RT_GAP_FAILOVER] = "failover",
+    [RT_GAP_STREAM_TRIMMED] = "stream_trimmed",
+    [RT_GAP_EPOCH_CHANGED] = "epoch_changed",
+    [RT_GAP_UNREADABLE] = "unreadable_event",
+};
+
 const char *const rt_disconnect_names[RT_DISC_REASONS] = {
     [RT_DISC_CLIENT] = "client",
     [RT_DISC_CONNECTION_LOST] = "connection_lost",
