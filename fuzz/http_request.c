@@ -12,7 +12,7 @@
  * responses (status line, Content-Length, body) in order: a 100 Continue before a request's answer, one 200 per
  * routed request, then at most one error (400, 408, 413, 431), after which the connection closes.
  */
-/* fuzz-sources: src/util/buf.c src/util/bytes.c src/util/clock.c src/util/error.c src/util/log.c src/util/map.c src/util/mem.c src/util/histogram.c src/core/broadcaster.c src/core/channel.c src/core/namespace.c src/core/event.c src/core/event_id.c src/core/filter_compile.c src/core/filter_eval.c src/core/history.c src/core/sub_index.c src/server/config.c src/net/origin.c src/net/access_log.c src/net/addr.c src/net/http.c /usr/share/llhttp/api.c /usr/share/llhttp/http.c /usr/share/llhttp/llhttp.c */
+/* fuzz-sources: src/util/buf.c src/util/bytes.c src/util/clock.c src/util/error.c src/util/log.c src/util/map.c src/util/mem.c src/util/histogram.c src/core/broadcaster.c src/core/channel.c src/core/namespace.c src/core/event.c src/core/event_id.c src/core/filter_compile.c src/core/filter_eval.c src/core/history.c src/core/sub_index.c src/server/config.c src/net/origin.c src/net/conn_names.c src/net/access_log.c src/net/addr.c src/net/http.c /usr/share/llhttp/api.c /usr/share/llhttp/http.c /usr/share/llhttp/llhttp.c */
 #include <ctype.h>
 #include <stdint.h>
 #include <stdlib.h>

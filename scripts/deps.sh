@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build, the tests and the benchmarks need, when missing (groff-base: the e2e
-# install test renders the man pages with it; systemd-analyze, from systemd, is used when present but not installed).
+# install test renders the man pages with it; redis-server: the redis broker tests, Sentinel included, which runs as
+# `redis-server sentinel.conf --sentinel`; systemd-analyze, from systemd, is used when present but not installed).
 # Called by `make run` and `make test`; safe to run again (it only installs what is absent).
 set -euo pipefail
 

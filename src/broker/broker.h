@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include "realtime/event.h"
+#include "net/conn.h"
 
 typedef struct st_rt_server_t rt_server_t;
 typedef struct st_rt_broker_t rt_broker_t;
@@ -72,5 +73,12 @@ rt_broker_t *rt__broker_redis_new(rt_server_t *s, char *err, size_t errlen);
  * full misses the event (counted in stats.dropped, logged).
  */
 void rt__broker_deliver(rt_event_t *ev, void *ctx);
+
+/**
+ * Events were lost to this node and cannot be filled: counts the gap and tells every live client of every worker
+ * (rt__worker_post_gap), each after the events it was already given, and waits (up to about a second) until the
+ * workers did, so what is delivered next comes after the announcement. From a broker's thread, never a worker's.
+ */
+void rt__broker_gap(rt_server_t *s, rt_gap_t reason);
 
 #endif

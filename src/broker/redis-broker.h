@@ -20,6 +20,14 @@ enum { RT__REDIS_K_EPOCH, RT__REDIS_K_SEQ, RT__REDIS_K_OFFSETS, RT__REDIS_K_STRE
 
 typedef struct st_rt__redis_pub_t rt__redis_pub_t;
 
+#define RT__REDIS_MAX_SENTINELS 16
+
+/** A host and port (a sentinel's). */
+typedef struct st_rt__redis_addr_t {
+    char host[256];
+    int port;
+} rt__redis_addr_t;
+
 typedef struct st_rt__redis_broker_t {
     rt_broker_t super;
     rt__redis_url_t url;
@@ -38,6 +46,18 @@ typedef struct st_rt__redis_broker_t {
     char epoch[RT__REDIS_EPOCH_MAX + 1];
     uint64_t applied;
     char last_error[128]; /* subscriber thread only: the last connection error, logged once per change */
+    char last_id[RT_EVENT_ID_MAX + 1]; /* subscriber thread only: the id of the event at seq applied ("" unknown) */
+    /* Sentinel mode (n_sentinels > 0): the subscriber thread asks them for the master and writes its address into
+     * url.host and url.port under mutex, moving master_gen; the publisher loop reads them under mutex. */
+    rt__redis_addr_t sentinels[RT__REDIS_MAX_SENTINELS];
+    size_t n_sentinels;
+    char master_name[128];
+    atomic_uint master_gen;
+    /* Under mutex: the newest seq Redis gave one of this node's publishes, its id and epoch (the publisher loop
+     * writes them), so that a master that lacks it after a failover is noticed although it was never applied here. */
+    uint64_t answered;
+    char answered_id[RT_EVENT_ID_MAX + 1];
+    char answered_epoch[RT__REDIS_EPOCH_MAX + 1];
 } rt__redis_broker_t;
 
 /** Scratch space for the candidate epoch and the seq floor, which rt__redis_script_args points into. */
@@ -51,6 +71,9 @@ typedef struct st_rt__redis_script_buf_t {
  */
 int rt__redis_script_args(rt__redis_broker_t *r, const char *script, const char *sha, int n_extra, const char **extra,
                           const size_t *extra_lens, rt__redis_script_buf_t *buf, const char **argv, size_t *lens);
+
+/** Copies the master's address (url.host, url.port) and its generation under r->mutex. Any thread. */
+void rt__redis_master(rt__redis_broker_t *r, char *host, size_t hostlen, int *port, unsigned *gen);
 
 /** The publisher loop of r (not started); NULL with a message. Main thread. */
 rt__redis_pub_t *rt__redis_pub_new(rt__redis_broker_t *r, char *err, size_t errlen);

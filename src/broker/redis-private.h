@@ -31,6 +31,13 @@
 extern const char rt__redis_publish_lua[];
 /** The epoch script: same KEYS[1..2] and ARGV[1..2]; creates the epoch when missing and returns it. */
 extern const char rt__redis_epoch_lua[];
+/**
+ * The new-epoch script, for a master that lacks events this node had (a failover lost them): same KEYS and
+ * ARGV[1..2], then ARGV[3] the epoch this node follows and ARGV[4] a second seq floor. When the epoch is still
+ * ARGV[3], it becomes ARGV[1] with an empty stream, no offsets and no ids, and seq continues above the floors and
+ * the current seq; otherwise (another node did it first) nothing changes. Returns the epoch.
+ */
+extern const char rt__redis_new_epoch_lua[];
 
 /** A parsed redis_url. */
 typedef struct st_rt__redis_url_t {

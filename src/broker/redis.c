@@ -13,6 +13,15 @@
  * (Redis lost its data and a new epoch was made) resets the local history to it. Any error drops both
  * connections, marks the broker not ready (/readyz 503, publishes 503) and reconnects with backoff.
  *
+ * Sentinel mode (redis_sentinels): before each session the subscriber thread asks the sentinels for the master
+ * (SENTINEL get-master-addr-by-name), checks that it is one (ROLE), and while following it asks again every
+ * IDLE_CHECK_MS, so a failover ends the session (as does the old master's death) and the next one follows the new
+ * master; the publisher loop reconnects to wherever the subscriber thread last found it. Each session starts by
+ * checking that the master still has what this node saw and answered (its seq and the event id there); one that
+ * lacks it (writes lost in a failover, a restart from an old snapshot) gets a new epoch: every node then resets.
+ * Whatever this node cannot fill (that, a trimmed stream, an epoch change, an unreadable entry) is announced to
+ * its live clients (rt__broker_gap): never a silent gap.
+ *
  * Bounds: every blocking call has a timeout (connect 500 ms, commands 1 s); a fan-out message or stream entry is
  * at most max_event_bytes plus its header; the backfill reads pages of BACKFILL_PAGE entries; "ids" and "idq" hold
  * at most history_size entries and the stream about history_size (MAXLEN ~).
@@ -29,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <hiredis/hiredis.h>
+#include <jansson.h>
 #include <openssl/evp.h>
 #include "realtime/error.h"
 #include "broker/broker.h"
@@ -46,6 +56,8 @@
 #define IDLE_CHECK_MS 1000
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
+#define SENTINEL_BACKOFF_MAX_MS 500 /* a failover is a matter of seconds: look for the new master often */
+#define SENTINEL_TIMEOUT_MS 500
 #define BACKFILL_PAGE 100
 
 static const char *const key_names[RT__REDIS_K_COUNT] = {"epoch", "seq", "offsets", "stream", "ids", "idq"};
@@ -175,9 +187,15 @@ static void apply(redis_broker_t *r, const rt__redis_msg_t *m)
         else
             snprintf(err, sizeof(err), "%s", rt_strerror(ret));
     }
+    if (ret == 0)
+        snprintf(r->last_id, sizeof(r->last_id), "%.*s", (int)ev->id_len, ev->id);
+    else
+        r->last_id[0] = '\0';
     rt_event_unref(ev);
-    if (ret != 0)
+    if (ret != 0) {
         RT_LOG_ERR("event seq %llu not applied: %s", (unsigned long long)m->seq, err);
+        rt__broker_gap(s, RT_GAP_UNREADABLE);
+    }
     set_position(r, NULL, m->seq);
 }
 
@@ -211,8 +229,12 @@ static int backfill(redis_broker_t *r, redisContext *cmd)
                 continue;
             if (parsed < 0) {
                 RT_LOG_ERR("stream entry %s is malformed or over max_event_bytes: skipped", e->element[0]->str);
-                if (seq > r->applied)
+                if (seq > r->applied) {
+                    if (r->applied != 0)
+                        rt__broker_gap(r->super.server, RT_GAP_UNREADABLE);
+                    r->last_id[0] = '\0';
                     set_position(r, NULL, seq);
+                }
                 continue;
             }
             rt__redis_action_t act = rt__redis_decide(r->epoch, r->applied, m.epoch, m.seq);
@@ -220,9 +242,11 @@ static int backfill(redis_broker_t *r, redisContext *cmd)
                 freeReplyObject(rep);
                 return -1; /* the epoch changed under us: start over */
             }
-            if (act == RT__REDIS_GAP)
+            if (act == RT__REDIS_GAP && r->applied != 0) {
                 RT_LOG_WARN("events %llu..%llu are gone from the stream: history restarts at %llu",
                             (unsigned long long)r->applied + 1, (unsigned long long)m.seq - 1, (unsigned long long)m.seq);
+                rt__broker_gap(r->super.server, RT_GAP_STREAM_TRIMMED);
+            }
             if (act != RT__REDIS_SKIP)
                 apply(r, &m);
         }
@@ -234,20 +258,113 @@ static int backfill(redis_broker_t *r, redisContext *cmd)
     }
 }
 
-/* Adopts Redis's epoch (creating one when Redis lost its data), then backfills. */
-static int resync(redis_broker_t *r, redisContext *cmd)
+/* Reads a reply holding an epoch; NULL (logged) when it is not one. */
+static redisReply *epoch_reply(redisContext *cmd, redisReply *rep)
 {
-    redisReply *rep = run_script(r, cmd, rt__redis_epoch_lua);
     if (rep == NULL || rep->type != REDIS_REPLY_STRING || rep->len == 0 || rep->len > RT__REDIS_EPOCH_MAX) {
         RT_LOG_WARN("epoch: %s", rep == NULL ? cmd->errstr : rep->type == REDIS_REPLY_ERROR ? rep->str : "bad reply");
         if (rep != NULL)
             freeReplyObject(rep);
+        return NULL;
+    }
+    return rep;
+}
+
+/*
+ * Whether Redis still holds what this node saw at seq (the event id there, "" when unknown): 1 when it lacks it
+ * (its seq is behind, or another event has that seq: writes lost in a failover), 0 when it holds it or can no
+ * longer tell (trimmed: the backfill sees that gap), -1 on error.
+ */
+static int lacks(redis_broker_t *r, redisContext *cmd, uint64_t seq, const char *id)
+{
+    if (seq == 0)
+        return 0;
+    redisReply *rep = command(cmd, 2, (const char *[]){"GET", r->keys[RT__REDIS_K_SEQ]}, NULL);
+    if (rep == NULL || (rep->type != REDIS_REPLY_STRING && rep->type != REDIS_REPLY_NIL)) {
+        if (rep != NULL)
+            freeReplyObject(rep);
         return -1;
     }
+    uint64_t top = rep->type == REDIS_REPLY_STRING ? strtoull(rep->str, NULL, 10) : 0;
+    freeReplyObject(rep);
+    if (top < seq) {
+        RT_LOG_WARN("redis is at seq %llu, behind this node's %llu", (unsigned long long)top, (unsigned long long)seq);
+        return 1;
+    }
+    if (id[0] == '\0')
+        return 0;
+    char at[32];
+    snprintf(at, sizeof(at), "%llu-0", (unsigned long long)seq);
+    if ((rep = command(cmd, 4, (const char *[]){"XRANGE", r->keys[RT__REDIS_K_STREAM], at, at}, NULL)) == NULL ||
+        rep->type != REDIS_REPLY_ARRAY) {
+        if (rep != NULL)
+            freeReplyObject(rep);
+        return -1;
+    }
+    int ret = 0;
+    uint64_t eseq;
+    rt__redis_msg_t m;
+    if (rep->elements == 1 && rt__redis_stream_entry(rep->element[0], r->max_msg, &eseq, &m) == 0 && strcmp(m.epoch, r->epoch) == 0) {
+        json_t *ev = json_loadb(m.json, m.json_len, 0, NULL);
+        const char *got = json_string_value(json_object_get(ev, "id"));
+        if (got != NULL && strcmp(got, id) != 0) {
+            RT_LOG_WARN("redis has event %s at seq %llu where this node had %s", got, (unsigned long long)seq, id);
+            ret = 1;
+        }
+        json_decref(ev);
+    }
+    freeReplyObject(rep);
+    return ret;
+}
+
+/*
+ * Adopts Redis's epoch (creating one when Redis lost its data), then backfills. Before that, when the epoch is the
+ * one this node follows, checks that Redis still has the newest event this node applied and the newest one it
+ * published: a master that lacks either (a failover promoted a replica that had not received them) gets a new
+ * epoch, seqs continuing above them, so every node resets instead of reusing those seqs for other events.
+ */
+static int resync(redis_broker_t *r, redisContext *cmd)
+{
+    redisReply *rep = epoch_reply(cmd, run_script(r, cmd, rt__redis_epoch_lua));
+    if (rep == NULL)
+        return -1;
+    rt_gap_t reason = RT_GAP_EPOCH_CHANGED;
+    if (strcmp(rep->str, r->epoch) == 0) {
+        char answered_id[RT_EVENT_ID_MAX + 1] = "", floor[24];
+        uint64_t answered = 0;
+        pthread_mutex_lock(&r->mutex);
+        if (strcmp(r->answered_epoch, r->epoch) == 0 && r->answered > r->applied) {
+            answered = r->answered;
+            snprintf(answered_id, sizeof(answered_id), "%s", r->answered_id);
+        }
+        pthread_mutex_unlock(&r->mutex);
+        int l = lacks(r, cmd, r->applied, r->last_id);
+        if (l == 0)
+            l = lacks(r, cmd, answered, answered_id);
+        if (l < 0) {
+            freeReplyObject(rep);
+            return -1;
+        }
+        if (l > 0) {
+            freeReplyObject(rep);
+            snprintf(floor, sizeof(floor), "%llu", (unsigned long long)answered);
+            const char *argv[RT__REDIS_SCRIPT_ARGS + 2], *extra[2] = {r->epoch, floor};
+            size_t lens[RT__REDIS_SCRIPT_ARGS + 2], extra_lens[2] = {strlen(r->epoch), strlen(floor)};
+            rt__redis_script_buf_t buf;
+            int n = rt__redis_script_args(r, rt__redis_new_epoch_lua, NULL, 2, extra, extra_lens, &buf, argv, lens);
+            if ((rep = epoch_reply(cmd, command(cmd, n, argv, lens))) == NULL)
+                return -1;
+            reason = RT_GAP_FAILOVER;
+        }
+    }
     if (strcmp(rep->str, r->epoch) != 0) {
-        if (r->epoch[0] != '\0')
-            RT_LOG_WARN("redis epoch changed from %s to %s (redis lost its data?): local history restarts", r->epoch, rep->str);
+        if (r->epoch[0] != '\0') {
+            RT_LOG_WARN("redis epoch changed from %s to %s (%s): local history restarts", r->epoch, rep->str,
+                        reason == RT_GAP_FAILOVER ? "the master lacks events this node had" : "redis lost its data?");
+            rt__broker_gap(r->super.server, reason);
+        }
         rt_history_reset(r->super.server->history, rep->str);
+        r->last_id[0] = '\0';
         set_position(r, rep->str, 0);
     }
     freeReplyObject(rep);
@@ -280,9 +397,95 @@ static int on_message(redis_broker_t *r, redisContext *cmd, redisReply *rep)
     return 0;
 }
 
-/* Idle check: Redis still answers and still has our epoch (a FLUSHALL keeps connections open). */
+static void note_error(redis_broker_t *r, const char *what);
+
+void rt__redis_master(redis_broker_t *r, char *host, size_t hostlen, int *port, unsigned *gen)
+{
+    pthread_mutex_lock(&r->mutex);
+    snprintf(host, hostlen, "%s", r->url.host);
+    *port = r->url.port;
+    *gen = atomic_load(&r->master_gen);
+    pthread_mutex_unlock(&r->mutex);
+}
+
+/* Asks the sentinels, in order, for the master's address: 0 with it in r->url (master_gen moves when it changed),
+ * -1 with a message when none answers with one. Subscriber thread. */
+static int ask_sentinels(redis_broker_t *r, char *err, size_t errlen)
+{
+    struct timeval ct = {0, CONNECT_TIMEOUT_MS * 1000}, tv = {0, SENTINEL_TIMEOUT_MS * 1000};
+    snprintf(err, errlen, "no sentinel");
+    for (size_t i = 0; i < r->n_sentinels; i++) {
+        const rt__redis_addr_t *a = &r->sentinels[i];
+        redisContext *c = redisConnectWithTimeout(a->host, a->port, ct);
+        if (c == NULL || c->err != 0 || redisSetTimeout(c, tv) != REDIS_OK) {
+            snprintf(err, errlen, "sentinel %s:%d: %s", a->host, a->port, c != NULL ? c->errstr : "out of memory");
+            if (c != NULL)
+                redisFree(c);
+            continue;
+        }
+        redisReply *rep = command(c, 3, (const char *[]){"SENTINEL", "get-master-addr-by-name", r->master_name}, NULL);
+        int port = 0;
+        bool ok = rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 && rep->element[0]->type == REDIS_REPLY_STRING &&
+                  rep->element[1]->type == REDIS_REPLY_STRING && rep->element[0]->len < sizeof(r->url.host) &&
+                  (port = atoi(rep->element[1]->str)) > 0 && port <= 65535;
+        if (ok) {
+            pthread_mutex_lock(&r->mutex);
+            if (strcmp(r->url.host, rep->element[0]->str) != 0 || r->url.port != port) {
+                snprintf(r->url.host, sizeof(r->url.host), "%s", rep->element[0]->str);
+                r->url.port = port;
+                atomic_fetch_add(&r->master_gen, 1);
+                RT_LOG_INFO("sentinel %s:%d: master %s is %s:%d", a->host, a->port, r->master_name, r->url.host, port);
+            }
+            pthread_mutex_unlock(&r->mutex);
+        } else {
+            snprintf(err, errlen, "sentinel %.100s:%d: %.100s", a->host, a->port,
+                     rep == NULL                        ? c->errstr
+                     : rep->type == REDIS_REPLY_NIL     ? "does not know that master name"
+                     : rep->type == REDIS_REPLY_ERROR   ? rep->str
+                                                        : "unexpected reply");
+        }
+        if (rep != NULL)
+            freeReplyObject(rep);
+        redisFree(c);
+        if (ok)
+            return 0;
+    }
+    return -1;
+}
+
+/* True when cmd is connected to a master (ROLE), else false with a message. */
+static bool is_master(redis_broker_t *r, redisContext *cmd, char *err, size_t errlen)
+{
+    redisReply *rep = command(cmd, 1, (const char *[]){"ROLE"}, NULL);
+    bool ok = rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 && rep->element[0]->type == REDIS_REPLY_STRING &&
+              strcmp(rep->element[0]->str, "master") == 0;
+    if (!ok)
+        snprintf(err, errlen, "%.100s:%d is not a master (%.100s)", r->url.host, r->url.port,
+                 rep == NULL                                                                        ? cmd->errstr
+                 : rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 && rep->element[0]->type == REDIS_REPLY_STRING ? rep->element[0]->str
+                 : rep->type == REDIS_REPLY_ERROR                                                   ? rep->str
+                                                                                                    : "unexpected ROLE reply");
+    if (rep != NULL)
+        freeReplyObject(rep);
+    return ok;
+}
+
+/* Idle check: Redis still answers and still has our epoch (a FLUSHALL keeps connections open); with sentinels, the
+ * master is still where they say and still a master. */
 static int check(redis_broker_t *r, redisContext *cmd)
 {
+    if (r->n_sentinels != 0) {
+        char err[256];
+        unsigned gen = atomic_load(&r->master_gen);
+        if (ask_sentinels(r, err, sizeof(err)) == 0 && atomic_load(&r->master_gen) != gen) {
+            note_error(r, "the sentinels name another master");
+            return -1;
+        }
+        if (!is_master(r, cmd, err, sizeof(err))) {
+            note_error(r, err);
+            return -1;
+        }
+    }
     redisReply *rep = command(cmd, 2, (const char *[]){"GET", r->keys[RT__REDIS_K_EPOCH]}, NULL);
     if (rep == NULL)
         return -1;
@@ -303,8 +506,14 @@ static bool session(redis_broker_t *r)
 {
     char err[256];
     bool was_ready = false;
-    redisContext *sub = connect_redis(r, err, sizeof(err)), *cmd = sub != NULL ? connect_redis(r, err, sizeof(err)) : NULL;
-    if (cmd == NULL) {
+    redisContext *sub = NULL, *cmd = NULL;
+    if (r->n_sentinels != 0 && ask_sentinels(r, err, sizeof(err)) != 0) {
+        note_error(r, err);
+        goto Done;
+    }
+    sub = connect_redis(r, err, sizeof(err));
+    cmd = sub != NULL ? connect_redis(r, err, sizeof(err)) : NULL;
+    if (cmd == NULL || (r->n_sentinels != 0 && !is_master(r, cmd, err, sizeof(err)))) {
         note_error(r, err);
         goto Done;
     }
@@ -359,7 +568,7 @@ Done:
 static void *subscriber_main(void *arg)
 {
     redis_broker_t *r = arg;
-    int backoff = BACKOFF_MIN_MS;
+    int backoff = BACKOFF_MIN_MS, backoff_max = r->n_sentinels != 0 ? SENTINEL_BACKOFF_MAX_MS : BACKOFF_MAX_MS;
     while (!atomic_load(&r->stopping)) {
         if (session(r))
             backoff = BACKOFF_MIN_MS;
@@ -367,7 +576,7 @@ static void *subscriber_main(void *arg)
             break;
         struct pollfd pfd = {.fd = r->wake_fd, .events = POLLIN};
         poll(&pfd, 1, backoff);
-        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+        backoff = backoff * 2 > backoff_max ? backoff_max : backoff * 2;
     }
     return NULL;
 }
@@ -454,12 +663,30 @@ rt_broker_t *rt__broker_redis_new(rt_server_t *s, char *err, size_t errlen)
     snprintf(r->ttl_ms, sizeof(r->ttl_ms), "%lld", (long long)(cfg->history_ttl_s * 1000));
     snprintf(r->size, sizeof(r->size), "%zu", cfg->history_size != 0 ? cfg->history_size : 10000);
     r->max_msg = (cfg->max_event_bytes != 0 ? cfg->max_event_bytes : RT_EVENT_DEFAULT_MAX_BYTES) + RT__REDIS_HEADER_MAX;
+    if (cfg->redis_sentinels.n > RT__REDIS_MAX_SENTINELS) {
+        snprintf(err, errlen, "redis_sentinels: at most %d", RT__REDIS_MAX_SENTINELS);
+        goto Fail;
+    }
+    for (size_t i = 0; i < cfg->redis_sentinels.n; i++) {
+        rt__redis_addr_t *a = &r->sentinels[r->n_sentinels++];
+        if (rt_config_parse_host_port(cfg->redis_sentinels.items[i], a->host, sizeof(a->host), &a->port) != 0) {
+            snprintf(err, errlen, "redis_sentinels: %s is not host:port", cfg->redis_sentinels.items[i]);
+            goto Fail;
+        }
+    }
+    snprintf(r->master_name, sizeof(r->master_name), "%s", cfg->redis_master_name != NULL ? cfg->redis_master_name : "mymaster");
+    if (r->n_sentinels != 0 && r->url.path[0] != '\0') {
+        snprintf(err, errlen, "redis_sentinels: redis_url must be redis:// (a sentinel names a TCP address)");
+        goto Fail;
+    }
     pthread_mutex_init(&r->mutex, NULL);
     if ((r->pub = rt__redis_pub_new(r, err, errlen)) == NULL) {
-        close(wake);
         pthread_mutex_destroy(&r->mutex);
-        free(r);
-        return NULL;
+        goto Fail;
     }
     return &r->super;
+Fail:
+    close(wake);
+    free(r);
+    return NULL;
 }

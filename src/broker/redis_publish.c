@@ -12,6 +12,9 @@
  *
  * This file is the broker's only binding to libuv (hiredis' libuv adapter), as src/net is the workers'.
  *
+ * With sentinels the master's address is the subscriber thread's to find (rt__redis_master); a connection opened for
+ * an older one, or answered READONLY (the master was demoted), is dropped and what it carried is sent again once.
+ *
  * Failures: no connection, a write error, no answer within COMMAND_TIMEOUT_MS or a connect slower than
  * CONNECT_TIMEOUT_MS drop the connection; what was in flight on it is sent once more on a fresh one (the script is
  * idempotent by event id, so a publish that did run is answered with its seq), then completes with RT_EAGAIN (503).
@@ -77,6 +80,7 @@ struct st_rt__redis_pub_t {
     atomic_uint waiting_n;    /* ops in waiting, so the replica wakes the loop only when someone waits */
     /* Loop thread only. */
     redisAsyncContext *ac;
+    unsigned ac_gen; /* the master generation (r->master_gen) ac was opened for */
     bool connected, stopped;
     int64_t connect_ms;
     rt_list_t sent;    /* in flight on ac, oldest first */
@@ -169,8 +173,11 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 /* A new connection, with AUTH and SELECT queued before anything else; false when none can be made. */
 static bool open_connection(rt__redis_pub_t *p)
 {
-    const rt__redis_url_t *u = &p->r->url;
-    redisAsyncContext *ac = u->path[0] != '\0' ? redisAsyncConnectUnix(u->path) : redisAsyncConnect(u->host, u->port);
+    const rt__redis_url_t *u = &p->r->url; /* path, user, password and db never change; host and port may (sentinels) */
+    char host[sizeof(u->host)];
+    int port;
+    rt__redis_master(p->r, host, sizeof(host), &port, &p->ac_gen);
+    redisAsyncContext *ac = u->path[0] != '\0' ? redisAsyncConnectUnix(u->path) : redisAsyncConnect(host, port);
     if (ac == NULL || ac->err != 0) {
         RT_LOG_WARN("publish: cannot connect: %s", ac != NULL ? ac->errstr : "out of memory");
         if (ac != NULL)
@@ -217,6 +224,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
 
 static void send_op(rt__redis_pub_t *p, pub_op_t *op)
 {
+    if (p->ac != NULL && p->ac_gen != atomic_load(&p->r->master_gen))
+        drop_connection(p, "the sentinels name another master"); /* what was in flight there is retried */
     if (p->ac == NULL && !open_connection(p)) {
         finish(op, RT_EAGAIN);
         return;
@@ -271,6 +280,19 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         }
         return;
     }
+    if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "READONLY", 8) == 0) {
+        /* A replica now (a failover demoted it): nothing ran; send again on a connection to the current master. */
+        if (op->attempts < 2 && !atomic_load(&p->r->stopping)) {
+            rt_list_insert_tail(&p->retry, &op->link);
+            uv_async_send(&p->wake);
+        } else {
+            RT_LOG_WARN("publish %s: %s", op->ev->id, rep->str);
+            finish(op, RT_EAGAIN);
+        }
+        if (p->ac == ac)
+            drop_connection(p, "READONLY (a replica)");
+        return;
+    }
     if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0 && !op->eval) {
         /* Redis restarted or flushed its script cache: EVAL sends the text and caches it again. */
         op->eval = true;
@@ -289,6 +311,16 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     op->dup = rep->element[2]->integer != 0;
     for (size_t i = 0; !op->dup && i < op->ev->n_channels; i++)
         op->offsets[i] = (uint64_t)rep->element[3 + i]->integer;
+    if (!op->dup) {
+        rt__redis_broker_t *r = p->r;
+        pthread_mutex_lock(&r->mutex);
+        if (strcmp(r->answered_epoch, op->epoch) != 0 || op->seq > r->answered) {
+            snprintf(r->answered_epoch, sizeof(r->answered_epoch), "%s", op->epoch);
+            snprintf(r->answered_id, sizeof(r->answered_id), "%.*s", (int)op->ev->id_len, op->ev->id);
+            r->answered = op->seq;
+        }
+        pthread_mutex_unlock(&r->mutex);
+    }
     if (applied(p->r, op->epoch, op->seq)) {
         finish_answered(op);
         return;

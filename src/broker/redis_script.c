@@ -26,6 +26,18 @@
 
 const char rt__redis_epoch_lua[] = ENSURE_EPOCH_LUA "return ensure_epoch()\n";
 
+const char rt__redis_new_epoch_lua[] =
+    ENSURE_EPOCH_LUA
+    "if redis.call('GET', KEYS[1]) == ARGV[3] then\n"
+    "  local seq = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
+    "  local floor = math.max(seq, tonumber(ARGV[2]), tonumber(ARGV[4]))\n"
+    "  redis.call('SET', KEYS[1], ARGV[1])\n"
+    "  redis.call('DEL', KEYS[3], KEYS[4], KEYS[5], KEYS[6])\n"
+    "  redis.call('SET', KEYS[2], string.format('%d', floor))\n"
+    "  return ARGV[1]\n"
+    "end\n"
+    "return ensure_epoch()\n";
+
 /* Numbers are formatted with %d: Lua 5.1's default %.14g would print large seqs in exponent form. */
 const char rt__redis_publish_lua[] =
     ENSURE_EPOCH_LUA

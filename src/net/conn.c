@@ -106,19 +106,6 @@ void rt_conn_count_delivered(rt_conn_t *c, unsigned n)
     atomic_store_explicit(d, atomic_load_explicit(d, memory_order_relaxed) + n, memory_order_relaxed);
 }
 
-const char *const rt_disconnect_names[RT_DISC_REASONS] = {
-    [RT_DISC_CLIENT] = "client",
-    [RT_DISC_CONNECTION_LOST] = "connection_lost",
-    [RT_DISC_SHUTDOWN] = "shutdown",
-    [RT_DISC_SLOW_CONSUMER] = "slow_consumer",
-    [RT_DISC_PONG_TIMEOUT] = "pong_timeout",
-    [RT_DISC_RATE_LIMIT] = "rate_limit",
-    [RT_DISC_PROTOCOL_ERROR] = "protocol_error",
-    [RT_DISC_MESSAGE_TOO_BIG] = "message_too_big",
-    [RT_DISC_TOKEN] = "token",
-    [RT_DISC_OTHER] = "other",
-};
-
 void rt_conn_count_disconnect(rt_conn_t *c, rt_disconnect_t reason)
 {
     atomic_fetch_add_explicit(&stats_of(c)->disconnects[reason], 1, memory_order_relaxed);

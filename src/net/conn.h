@@ -43,6 +43,18 @@ typedef enum en_rt_disconnect_t {
 /** The label of each reason in /metrics. */
 extern const char *const rt_disconnect_names[RT_DISC_REASONS];
 
+/** Why events were lost to this node's live clients (a gap it cannot fill), for resets and realtime_gaps_total. */
+typedef enum en_rt_gap_t {
+    RT_GAP_FAILOVER,       /**< the Redis master changed and lacks events this node had seen or answered */
+    RT_GAP_STREAM_TRIMMED, /**< events missed while away are gone from the stream */
+    RT_GAP_EPOCH_CHANGED,  /**< Redis lost its data (or another node saw a failover): a new epoch */
+    RT_GAP_UNREADABLE,     /**< an event in the stream could not be applied */
+    RT_GAP_REASONS
+} rt_gap_t;
+
+/** The label of each gap reason ("failover", "stream_trimmed", "epoch_changed", "unreadable_event"). */
+extern const char *const rt_gap_names[RT_GAP_REASONS];
+
 /** Connection kinds, for statistics. */
 typedef enum { RT_CONN_HTTP, RT_CONN_WS, RT_CONN_SSE, RT_CONN_CENTRIFUGE, RT_CONN_UNI_SSE, RT_CONN_KINDS } rt_conn_kind_t;
 
@@ -58,6 +70,12 @@ typedef struct st_rt_conn_handler_t {
     void (*on_close)(rt_conn_t *c);
     /** Peer closed its side (EOF); NULL = close the connection. */
     void (*on_eof)(rt_conn_t *c);
+    /**
+     * Events were lost to this node (rt__worker_post_gap): tell the client it must refetch (a reset, an
+     * unsubscribe or a disconnect, as its protocol says). Every event queued before the gap has been delivered.
+     * NULL = the connection carries no subscriptions (HTTP).
+     */
+    void (*on_gap)(rt_conn_t *c, rt_gap_t reason);
 } rt_conn_handler_t;
 
 typedef struct st_rt_out_t {

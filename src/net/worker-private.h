@@ -17,6 +17,12 @@ struct st_rt_worker_t {
     uv_async_t tasks_async; /* rt__worker_run_soon queued tasks */
     pthread_mutex_t tasks_lock;
     rt_list_t tasks; /* rt_worker_task_t, oldest first; guarded by tasks_lock */
+    bool tasks_closed; /* under tasks_lock: tasks_async is closed (the loop is ending); nothing runs any more */
+    /* Gap announcements (rt__worker_post_gap), under tasks_lock: asked and done tickets, the latest reason. */
+    rt_worker_task_t gap_task;
+    pthread_cond_t gap_cond;
+    uint64_t gap_asked, gap_done;
+    rt_gap_t gap_reason;
     uv_timer_t tick;
     uv_check_t flush_check;  /* flushes queued output once per loop turn, after I/O callbacks */
     rt_broadcaster_t *broadcaster;

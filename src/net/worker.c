@@ -4,10 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include "realtime/error.h"
 #include "net/worker-private.h"
 #include "server/server.h"
+#include "util/clock.h"
 #include "util/mem.h"
 
 #define LOG_PREFIX "worker"
@@ -53,9 +55,66 @@ void rt__worker_run_soon(rt_worker_t *w, rt_worker_task_t *task)
     bool queued = rt_list_linked(&task->link);
     if (!queued)
         rt_list_insert_tail(&w->tasks, &task->link);
+    bool closed = w->tasks_closed;
     pthread_mutex_unlock(&w->tasks_lock);
-    if (!queued)
+    if (!queued && !closed)
         uv_async_send(&w->tasks_async);
+}
+
+static void on_gap(rt_worker_task_t *task)
+{
+    rt_worker_t *w = RT_STRUCT_FROM_MEMBER(rt_worker_t, gap_task, task);
+    pthread_mutex_lock(&w->tasks_lock);
+    uint64_t ticket = w->gap_asked;
+    rt_gap_t reason = w->gap_reason;
+    pthread_mutex_unlock(&w->tasks_lock);
+    /* What came before the gap goes out first: the client sees its events, then the reset, then what follows. */
+    rt_broadcaster_dispatch(w->broadcaster, 0);
+    rt_list_t *l, *tmp;
+    rt_list_foreach_safe(l, tmp, &w->conns)
+    {
+        rt_conn_t *c = RT_STRUCT_FROM_MEMBER(rt_conn_t, link, l);
+        if (!c->closing && c->handler->on_gap != NULL)
+            c->handler->on_gap(c, reason);
+    }
+    rt__conn_flush_pending(w);
+    pthread_mutex_lock(&w->tasks_lock);
+    w->gap_done = ticket;
+    pthread_cond_broadcast(&w->gap_cond);
+    pthread_mutex_unlock(&w->tasks_lock);
+}
+
+uint64_t rt__worker_post_gap(rt_worker_t *w, rt_gap_t reason)
+{
+    pthread_mutex_lock(&w->tasks_lock);
+    uint64_t ticket = ++w->gap_asked;
+    w->gap_reason = reason;
+    pthread_mutex_unlock(&w->tasks_lock);
+    w->gap_task.cb = on_gap;
+    rt__worker_run_soon(w, &w->gap_task);
+    return ticket;
+}
+
+bool rt__worker_wait_gap(rt_worker_t *w, uint64_t ticket, int64_t deadline_ms)
+{
+    pthread_mutex_lock(&w->tasks_lock);
+    while (w->gap_done < ticket && !w->tasks_closed) {
+        int64_t left = deadline_ms - rt_clock_mono_ms();
+        if (left <= 0)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += left / 1000;
+        ts.tv_nsec += (left % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&w->gap_cond, &w->tasks_lock, &ts);
+    }
+    bool done = w->gap_done >= ticket;
+    pthread_mutex_unlock(&w->tasks_lock);
+    return done;
 }
 
 void rt__worker_cancel(rt_worker_t *w, rt_worker_task_t *task)
@@ -112,6 +171,10 @@ static void finish_if_drained(rt_worker_t *w, bool force)
     close_handle((uv_handle_t *)&w->tick);
     close_handle((uv_handle_t *)&w->events_async);
     close_handle((uv_handle_t *)&w->stop_async);
+    pthread_mutex_lock(&w->tasks_lock);
+    w->tasks_closed = true;
+    pthread_cond_broadcast(&w->gap_cond);
+    pthread_mutex_unlock(&w->tasks_lock);
     close_handle((uv_handle_t *)&w->tasks_async);
     close_handle((uv_handle_t *)&w->flush_check);
 }
@@ -241,6 +304,7 @@ rt_worker_t *rt__worker_new(rt_server_t *s, unsigned index, char *err, size_t er
     uv_async_init(&w->loop, &w->stop_async, on_stop);
     w->stop_async.data = w;
     pthread_mutex_init(&w->tasks_lock, NULL);
+    pthread_cond_init(&w->gap_cond, NULL);
     rt_list_init(&w->tasks);
     uv_async_init(&w->loop, &w->tasks_async, on_tasks);
     w->tasks_async.data = w;
@@ -280,6 +344,7 @@ void rt__worker_join(rt_worker_t *w)
 void rt__worker_free(rt_worker_t *w)
 {
     pthread_mutex_destroy(&w->tasks_lock);
+    pthread_cond_destroy(&w->gap_cond);
     free(w);
 }
 

@@ -61,5 +61,12 @@ void rt__worker_cancel(rt_worker_t *w, rt_worker_task_t *task);
 void rt__worker_hold(rt_worker_t *w);
 /** Ends one rt__worker_hold. On w's thread. */
 void rt__worker_release(rt_worker_t *w);
+/**
+ * Announces a gap to every connection of w (their handler's on_gap): at its next loop turn w first delivers every
+ * event queued so far, then tells its connections. Returns a ticket for rt__worker_wait_gap. Any thread but w's.
+ */
+uint64_t rt__worker_post_gap(rt_worker_t *w, rt_gap_t reason);
+/** Waits until w ran the announcement of ticket, or until deadline (rt_clock_mono_ms); false when it did not. */
+bool rt__worker_wait_gap(rt_worker_t *w, uint64_t ticket, int64_t deadline_ms);
 
 #endif

@@ -430,6 +430,14 @@ static void cf_on_shutdown(rt_ws_t *ws, void *state)
     rt_ws_close(ws, RT_CF_DISC_SHUTDOWN, "shutdown");
 }
 
+static void cf_on_gap(rt_ws_t *ws, void *state, rt_gap_t reason)
+{
+    cf_ws_t *w = state;
+    int r = rt__cf_gap(&w->cf);
+    if (r != 0)
+        rt_ws_close(ws, (uint16_t)r, rt__cf_disconnect_reason(r));
+}
+
 static void cf_on_close(rt_ws_t *ws, void *state)
 {
     cf_ws_t *w = state;
@@ -453,6 +461,7 @@ static const rt_ws_protocol_t centrifuge_protocol = {
     .on_tick = cf_on_tick,
     .on_shutdown = cf_on_shutdown,
     .on_close = cf_on_close,
+    .on_gap = cf_on_gap,
 };
 
 void rt__centrifuge_ws_accept(rt_conn_t *c, rt_http_request_t *req)

@@ -157,6 +157,12 @@ void rt__cf_subscribed(rt_cf_t *cf, const char *channel);
 void rt__cf_unsubscribe(rt_cf_t *cf, const char *channel, bool push);
 /** The subscription to channel, or NULL. */
 rt_cf_sub_t *rt__cf_find_sub(rt_cf_t *cf, const char *channel);
+/**
+ * Events were lost to this node: every client-side subscription gets an unsubscribe push 2500 "insufficient state"
+ * (the client subscribes again and recovers, recovered=false). Returns 0, or RT_CF_DISC_INSUFFICIENT_STATE (3010)
+ * for the transport to disconnect with when the connection holds server-side subscriptions.
+ */
+int rt__cf_gap(rt_cf_t *cf);
 /** Once a second: connection and subscription expiry. Returns a disconnect code or 0. */
 int rt__cf_tick(rt_cf_t *cf, int64_t now_wall_ms);
 /** Releases everything (broadcaster, presence, subscriptions). cf itself is the caller's. */

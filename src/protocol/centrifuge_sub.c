@@ -484,6 +484,22 @@ int rt__cf_tick(rt_cf_t *cf, int64_t now_wall_ms)
     return 0;
 }
 
+int rt__cf_gap(rt_cf_t *cf)
+{
+    if (!cf->connected)
+        return 0;
+    for (size_t i = 0; i < cf->n_subs; i++)
+        if (cf->subs[i]->server_side)
+            return RT_CF_DISC_INSUFFICIENT_STATE; /* the client cannot subscribe to those again by itself */
+    while (cf->n_subs != 0) {
+        rt_cf_sub_t *sub = cf->subs[0];
+        /* 2500..2999: centrifuge-js subscribes again, recovering, and is answered recovered=false. */
+        push_unsubscribe(cf, sub->channel, 2500, "insufficient state");
+        rt__cf_unsubscribe(cf, sub->channel, false);
+    }
+    return 0;
+}
+
 void rt__cf_dispose(rt_cf_t *cf)
 {
     /* Also after the broadcaster dropped the client: mail may have subscribed it again since. */

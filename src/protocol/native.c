@@ -468,6 +468,19 @@ static void *native_on_open(rt_ws_t *ws, const rt_http_request_t *req)
     return n;
 }
 
+/* Events were lost: every subscription gets {"type":"reset","id":…,"reason":"events_lost","detail":…}. */
+static void native_on_gap(rt_ws_t *ws, void *state, rt_gap_t reason)
+{
+    native_t *n = state;
+    if (n->detached)
+        return;
+    native_entry_t *e = entries(n);
+    for (size_t i = 0; i < n->n_subs; i++)
+        send_json(n, json_pack("{s:s,s:s,s:s,s:s}", "type", "reset", "id", e[i].id, "reason", "events_lost", "detail",
+                               rt_gap_names[reason]));
+    n->watermark = 0; /* a new epoch may number its events below the old ones */
+}
+
 static void native_on_close(rt_ws_t *ws, void *state)
 {
     native_t *n = state;
@@ -491,6 +504,7 @@ const rt_ws_protocol_t rt_native_protocol = {
     .on_open = native_on_open,
     .on_message = native_on_message,
     .on_close = native_on_close,
+    .on_gap = native_on_gap,
 };
 
 void rt_native_handle_ws(rt_conn_t *c, rt_http_request_t *req)

@@ -106,6 +106,16 @@ static void uni_on_shutdown(rt_conn_t *c)
     uni_disconnect(&((uni_t *)c->proto)->cf, RT_CF_DISC_SHUTDOWN, "shutdown");
 }
 
+static void uni_on_gap(rt_conn_t *c, rt_gap_t reason)
+{
+    uni_t *u = c->proto;
+    if (u->ended)
+        return;
+    int r = rt__cf_gap(&u->cf);
+    if (r != 0)
+        uni_disconnect(&u->cf, (uint16_t)r, NULL);
+}
+
 static void uni_on_close(rt_conn_t *c)
 {
     uni_t *u = c->proto;
@@ -118,6 +128,7 @@ static const rt_conn_handler_t uni_handler = {
     .on_tick = uni_on_tick,
     .on_shutdown = uni_on_shutdown,
     .on_close = uni_on_close,
+    .on_gap = uni_on_gap,
 };
 
 /* The connect request: the POST body or ?cf_connect=; NULL after answering 400. */

@@ -382,6 +382,12 @@ void rt__api_stats(rt_conn_t *c, rt_http_request_t *req)
                               (json_int_t)ss.connections[RT_CONN_UNI_SSE], "http", (json_int_t)ss.connections[RT_CONN_HTTP]);
     json_t *events = json_pack("{s:I,s:I,s:I,s:I}", "published", (json_int_t)ss.published, "delivered", (json_int_t)ss.delivered,
                                "dropped", (json_int_t)ss.dropped, "replayed", (json_int_t)ss.replayed);
+    /* Gaps this node could not fill, each announced to its live clients (docs/redis.md). */
+    json_t *gaps = json_object();
+    for (int i = 0; i < RT_GAP_REASONS; i++)
+        json_object_set_new(gaps, rt_gap_names[i],
+                            json_integer((json_int_t)atomic_load_explicit(&rt_conn_server(c)->stats.gaps[i], memory_order_relaxed)));
+    json_object_set_new(events, "gaps", gaps);
     json_t *limited = json_object();
     for (int i = 0; i < RT_LIMITS; i++)
         json_object_set_new(limited, rt_limit_names[i], json_integer((json_int_t)ss.limited[i]));

@@ -70,6 +70,14 @@ static const char *check_redis_url(const char *s, char *msg, size_t n)
     return msg;
 }
 
+/* A sentinel address: host:port (IPv6 as [addr]:port), the port 1..65535. */
+static bool sentinel_addr_valid(const char *s)
+{
+    char host[256];
+    int port;
+    return rt_config_parse_host_port(s, host, sizeof(host), &port) == 0;
+}
+
 static const char *check_https_url(const char *s, char *msg, size_t n)
 {
     if (strncmp(s, "https://", 8) == 0 && s[8] != '\0' && s[8] != '/')
@@ -167,7 +175,12 @@ static const cfg_key_t keys[] = {
     {"broker", K_CHOICE, F(broker), .choices = broker_names, .fixed = true, .arg = "NAME", .def = "memory",
      .help = "memory (single node) or redis (several nodes)"},
     {"redis_url", K_STRING, F(redis_url), .check = check_redis_url, .fixed = true, .arg = "URL", .def = "redis://127.0.0.1:6379",
-     .help = "Redis server for broker=redis"},
+     .help = "Redis server for broker=redis (with redis_sentinels: only its password and db are used)"},
+    {"redis_sentinels", K_LIST, F(redis_sentinels), .item_check = sentinel_addr_valid, .fixed = true, .arg = "H1:P1,H2:P2",
+     .def_help = "none", .item_help = "host:port of a Redis Sentinel",
+     .help = "Redis Sentinels that name the master for broker=redis (asked in order; the node follows a failover)"},
+    {"redis_master_name", K_STRING, F(redis_master_name), .fixed = true, .arg = "NAME", .def = "mymaster",
+     .help = "the master's name in the sentinels (SENTINEL get-master-addr-by-name)"},
     {"log_level", K_CHOICE, F(log_level), .choices = level_names, .arg = "LEVEL", .def = "info",
      .help = "error, warn, info or debug"},
     {"log_format", K_CHOICE, F(log_format), .choices = log_format_names, .arg = "FORMAT", .def = "text",
@@ -650,6 +663,31 @@ int rt_config_load(rt_config_t *cfg, int argc, char **argv, char *err, size_t er
             return -2;
         }
     }
+    return 0;
+}
+
+int rt_config_parse_host_port(const char *s, char *host, size_t hostlen, int *port)
+{
+    const char *h = s, *colon;
+    size_t hlen;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (close == NULL || close[1] != ':')
+            return -1;
+        h = s + 1, hlen = (size_t)(close - h), colon = close + 1;
+    } else {
+        if ((colon = strrchr(s, ':')) == NULL || memchr(s, ':', (size_t)(colon - s)) != NULL)
+            return -1;
+        hlen = (size_t)(colon - s);
+    }
+    const char *p = colon + 1;
+    size_t plen = strspn(p, "0123456789");
+    if (hlen == 0 || hlen >= hostlen || memchr(h, ' ', hlen) != NULL || plen == 0 || plen > 5 || p[plen] != '\0' || atoi(p) < 1 ||
+        atoi(p) > 65535)
+        return -1;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    *port = atoi(p);
     return 0;
 }
 

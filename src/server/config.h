@@ -65,11 +65,15 @@ typedef struct st_rt_config_t {
     double centrifuge_pong_s;  /**< 8 */
     char *broker;              /**< "memory" (default) or "redis" */
     char *redis_url;           /**< default "redis://127.0.0.1:6379" */
+    rt_strlist_t redis_sentinels; /**< host:port of Redis Sentinels; none: redis_url is the master */
+    char *redis_master_name;   /**< the master's name in the sentinels; default "mymaster" */
     char *log_level;           /**< error|warn|info|debug; default info */
     char *log_format;          /**< text (default) or json (rt_log_format) */
     bool access_log;           /**< a line per HTTP request answered and per stream closed; default false */
 } rt_config_t;
 
+/** Splits "host:port" ("[v6]:port") into host and port (1..65535); 0, or -1 when it is not of that form. */
+int rt_config_parse_host_port(const char *s, char *host, size_t hostlen, int *port);
 /** Fills cfg with the defaults. */
 void rt_config_defaults(rt_config_t *cfg);
 /**

@@ -114,6 +114,10 @@ void rt__api_metrics(rt_conn_t *c, rt_http_request_t *req)
     for (int i = 0; i < RT_DISC_REASONS; i++)
         rt_buf_appendf(&b, "realtime_disconnects_total{reason=\"%s\"} %" PRIu64 "\n", rt_disconnect_names[i],
                        (uint64_t)atomic_load_explicit(&s->stats.disconnects[i], memory_order_relaxed));
+    metric(&b, "realtime_gaps_total", "counter", "Events lost to this node that it could not fill, announced to its clients, by reason.");
+    for (int i = 0; i < RT_GAP_REASONS; i++)
+        rt_buf_appendf(&b, "realtime_gaps_total{reason=\"%s\"} %" PRIu64 "\n", rt_gap_names[i],
+                       (uint64_t)atomic_load_explicit(&s->stats.gaps[i], memory_order_relaxed));
     rt_histogram_sum_t ptw = {0}, fan = {0};
     for (unsigned i = 0; i < s->n_workers; i++) {
         rt__worker_publish_to_write(s->workers[i], &ptw);

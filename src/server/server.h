@@ -28,6 +28,7 @@ typedef struct st_rt_server_stats_t {
     atomic_int_fast64_t queued_bytes;
     atomic_uint_fast64_t limited[RT_LIMITS]; /**< refusals by limit (rt_limit_t) */
     atomic_uint_fast64_t disconnects[RT_DISC_REASONS]; /**< client connections ended, by reason */
+    atomic_uint_fast64_t gaps[RT_GAP_REASONS];         /**< gaps announced to live clients, by reason */
 } rt_server_stats_t;
 
 /*

@@ -122,6 +122,18 @@ static void sse_on_shutdown(rt_conn_t *c)
     rt_conn_close_after_flush(c);
 }
 
+/* Events were lost: `event: reset` (reason events_lost), then live events from where the stream goes on. */
+static void sse_on_gap(rt_conn_t *c, rt_gap_t reason)
+{
+    sse_t *s = c->proto;
+    if (s->detached || c->close_after_flush)
+        return;
+    char block[128];
+    int n = snprintf(block, sizeof(block), "event: reset\ndata: {\"reason\":\"events_lost\",\"detail\":\"%s\"}\n\n", rt_gap_names[reason]);
+    rt_conn_send_copy(c, block, (size_t)n);
+    s->watermark = 0; /* a new epoch may number its events below the old ones */
+}
+
 static void sse_on_close(rt_conn_t *c)
 {
     sse_t *s = c->proto;
@@ -137,6 +149,7 @@ static const rt_conn_handler_t sse_handler = {
     .on_tick = sse_on_tick,
     .on_shutdown = sse_on_shutdown,
     .on_close = sse_on_close,
+    .on_gap = sse_on_gap,
 };
 
 /* Sends the replay; when it does not fit in the client's queue, what is left becomes a reset. */

@@ -464,6 +464,13 @@ static void ws_on_shutdown(rt_conn_t *c)
         rt_ws_close(ws, RT_WS_CLOSE_GOING_AWAY, "server shutting down");
 }
 
+static void ws_on_gap(rt_conn_t *c, rt_gap_t reason)
+{
+    rt_ws_t *ws = c->proto;
+    if (ws->opened && ws->proto->on_gap != NULL && !ws_ending(ws))
+        ws->proto->on_gap(ws, ws->state, reason);
+}
+
 static void ws_on_eof(rt_conn_t *c)
 {
     rt_ws_t *ws = c->proto;
@@ -493,6 +500,7 @@ static const rt_conn_handler_t ws_handler = {
     .on_shutdown = ws_on_shutdown,
     .on_close = ws_on_close,
     .on_eof = ws_on_eof,
+    .on_gap = ws_on_gap,
 };
 
 /*

@@ -41,6 +41,8 @@ typedef struct st_rt_ws_protocol_t {
     void (*on_shutdown)(rt_ws_t *ws, void *state);
     /** The connection is gone: unsubscribe and free state. Called exactly once when on_open succeeded. */
     void (*on_close)(rt_ws_t *ws, void *state);
+    /** Events were lost to this node (rt_conn_handler_t.on_gap); NULL = nothing to tell. Not after a close. */
+    void (*on_gap)(rt_ws_t *ws, void *state, rt_gap_t reason);
 } rt_ws_protocol_t;
 
 /**

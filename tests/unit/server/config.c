@@ -249,6 +249,29 @@ static void test_allowed_origins(void **state)
     rt_config_free(&c);
 }
 
+static void test_redis_sentinels(void **state)
+{
+    rt_config_t c;
+    rt_config_defaults(&c);
+    assert_int_equal(c.redis_sentinels.n, 0);
+    assert_string_equal(c.redis_master_name, "mymaster");
+    assert_int_equal(LOAD(&c, errbuf, "--redis-sentinels", "10.0.0.1:26379, sentinel-b:26380,[::1]:26381", "--redis-master-name", "rt"), 0);
+    assert_int_equal(c.redis_sentinels.n, 3);
+    assert_string_equal(c.redis_sentinels.items[2], "[::1]:26381");
+    assert_string_equal(c.redis_master_name, "rt");
+    const char *bad[] = {"10.0.0.1", "10.0.0.1:0", "10.0.0.1:65536", ":26379", "::1:26379", "host:port", "[::1]26379"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(LOAD(&c, errbuf, "--redis-sentinels", (char *)bad[i]), -2);
+        assert_non_null(strstr(errbuf, "--redis-sentinels: must be a list of host:port of a Redis Sentinel"));
+    }
+    char host[64];
+    int port;
+    assert_int_equal(rt_config_parse_host_port("[fd00::5]:26379", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "fd00::5");
+    assert_int_equal(port, 26379);
+    rt_config_free(&c);
+}
+
 struct flag_case {
     const char *flag, *value, *message;
 };
@@ -604,6 +627,7 @@ int main(void)
         cmocka_unit_test_setup(test_flag_forms, clear_env),
         cmocka_unit_test_setup(test_api_keys, clear_env),
         cmocka_unit_test_setup(test_allowed_origins, clear_env),
+        cmocka_unit_test_setup(test_redis_sentinels, clear_env),
         cmocka_unit_test_setup(test_flag_errors, clear_env),
         cmocka_unit_test_setup(test_env_errors, clear_env),
         cmocka_unit_test_setup(test_file_errors, clear_env),
