@@ -3,7 +3,8 @@
 // loopback, centrifuge-js 5 clients spread over them in one channel. Presence and presence_stats from any node (client
 // protocol and server API) list every node's clients; join/leave pushes cross nodes; /api/disconnect, /api/subscribe
 // and /api/unsubscribe sent to one node act on a user's client on another; /api/stats has a "cluster" section; a node
-// killed with SIGKILL drops out of presence and of the cluster within the heartbeat expiry.
+// killed with SIGKILL drops out of presence and of the cluster within the heartbeat expiry; after Redis restarts
+// empty, the nodes write their entries again.
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -197,5 +198,21 @@ describe('cluster presence and control (redis broker, three nodes)', { timeout: 
     await waitFor(async () => (await getJson(a, '/api/stats')).cluster.nodes_alive === 2,
       { timeout: 4000, interval: 200, message: 'two nodes alive' });
     h1.disconnect();
+  });
+
+  it('after Redis lost its data (restarted), each node writes its presence entries again', async () => {
+    const [a, b] = nodes;
+    const ch = uniq('restart');
+    const j = await connect(a, 'jack');
+    await subscribe(j, ch);
+    await waitFor(async () => (await apiOk(b, 'presence_stats', { channel: ch })).num_clients === 1, { message: 'jack present' });
+    await redis.stop();
+    redis = await startRedis(redis.port);
+    await waitFor(async () => {
+      const r = await request(b.port, { method: 'POST', path: '/api/presence', body: { channel: ch }, headers: { 'Content-Type': 'application/json' } });
+      return r.json?.result && usersOf(r.json.result.presence).join() === 'jack';
+    }, { timeout: 10000, interval: 200, message: 'jack present again after the restart' });
+    assert.equal(j.state, 'connected');
+    j.disconnect();
   });
 });
