@@ -317,19 +317,20 @@ static void rewrite_entry(const char *channel, const char *client, const char *i
     free(value);
 }
 
-/* This node's counts, as the heartbeat stores them in nodeinfo. */
+/* This node's counts, as the heartbeat stores them in nodeinfo: counters only (every 2 s, so nothing that walks the
+ * presence table, whose distinct-user count is quadratic). */
 static char *node_info(rt__redis_presence_t *p)
 {
     rt_server_stats_t *st = &p->s->stats;
-    int64_t clients = 0;
-    for (int k = 0; k < RT_CONN_KINDS; k++)
+    int64_t clients = 0, n[RT_CONN_KINDS];
+    for (int k = 0; k < RT_CONN_KINDS; k++) {
+        n[k] = atomic_load_explicit(&st->connections[k], memory_order_relaxed);
         if (k != RT_CONN_HTTP)
-            clients += atomic_load_explicit(&st->connections[k], memory_order_relaxed);
-    size_t cf_clients, users, channels, subs;
-    rt_presence_totals(&cf_clients, &users, &channels, &subs);
-    json_t *info = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I}", "name", p->name, "clients", (json_int_t)clients, "centrifuge_clients",
-                             (json_int_t)cf_clients, "users", (json_int_t)users, "channels", (json_int_t)channels,
-                             "subscriptions", (json_int_t)atomic_load_explicit(&st->subscriptions, memory_order_relaxed));
+            clients += n[k];
+    }
+    json_t *info = json_pack("{s:s,s:I,s:I,s:I}", "name", p->name, "clients", (json_int_t)clients, "centrifuge_clients",
+                             (json_int_t)(n[RT_CONN_CENTRIFUGE] + n[RT_CONN_UNI_SSE]), "subscriptions",
+                             (json_int_t)atomic_load_explicit(&st->subscriptions, memory_order_relaxed));
     char *text = info != NULL ? json_dumps(info, JSON_COMPACT) : NULL;
     json_decref(info);
     return text;

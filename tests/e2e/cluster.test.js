@@ -3,8 +3,8 @@
 // loopback, centrifuge-js 5 clients spread over them in one channel. Presence and presence_stats from any node (client
 // protocol and server API) list every node's clients; join/leave pushes cross nodes; /api/disconnect, /api/subscribe
 // and /api/unsubscribe sent to one node act on a user's client on another; /api/stats has a "cluster" section; a node
-// killed with SIGKILL drops out of presence and of the cluster within the heartbeat expiry; after Redis restarts
-// empty, the nodes write their entries again.
+// stopped with SIGTERM leaves presence at once, one killed with SIGKILL within the heartbeat expiry; after Redis
+// restarts empty, the nodes write their entries again.
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -177,6 +177,23 @@ describe('cluster presence and control (redis broker, three nodes)', { timeout: 
     g.disconnect();
   });
 
+  it('a node stopped with SIGTERM removes its clients from presence at once, not at expiry', async () => {
+    const [a] = nodes;
+    const ch = uniq('term');
+    const d = await startServer({ workers: 1, flags: { broker: 'redis', redisUrl: `redis://127.0.0.1:${redis.port}`, tokenSecret: SECRET } });
+    nodes.push(d);
+    await waitFor(async () => (await request(d.port, { path: '/readyz', timeout: 2000 })).status === 200, { message: 'node D ready' });
+    const k = await connect(d, 'kate');
+    await subscribe(k, ch);
+    await waitFor(async () => (await apiOk(a, 'presence_stats', { channel: ch })).num_clients === 1, { message: 'kate present' });
+    await d.stop();
+    k.disconnect();
+    const stopped = Date.now();
+    await waitFor(async () => (await apiOk(a, 'presence_stats', { channel: ch })).num_clients === 0,
+      { timeout: 2000, interval: 50, message: 'kate gone at once' });
+    assert.ok(Date.now() - stopped < EXPIRY_MS / 2);
+  });
+
   it('a node killed with SIGKILL leaves presence and the cluster within the expiry', async () => {
     const [a, b, c] = nodes;
     const ch = uniq('kill');
@@ -195,7 +212,7 @@ describe('cluster presence and control (redis broker, three nodes)', { timeout: 
     assert.ok(took <= EXPIRY_MS + 2500, `gone after ${took} ms`);
     const p = await apiOk(a, 'presence', { channel: ch });
     assert.deepEqual(usersOf(p.presence), ['hank']);
-    await waitFor(async () => (await getJson(a, '/api/stats')).cluster.nodes_alive === 2,
+    await waitFor(async () => (await getJson(a, '/api/stats')).cluster.nodes_alive === 2, // A and B (D stopped)
       { timeout: 4000, interval: 200, message: 'two nodes alive' });
     h1.disconnect();
   });
