@@ -19,6 +19,7 @@ enum { RT__REDIS_K_EPOCH, RT__REDIS_K_SEQ, RT__REDIS_K_OFFSETS, RT__REDIS_K_STRE
 #define RT__REDIS_SCRIPT_ARGS (3 + RT__REDIS_K_COUNT + 2)
 
 typedef struct st_rt__redis_pub_t rt__redis_pub_t;
+typedef struct st_rt__redis_presence_t rt__redis_presence_t;
 
 #define RT__REDIS_MAX_SENTINELS 16
 
@@ -37,6 +38,7 @@ typedef struct st_rt__redis_broker_t {
     char ttl_ms[24], size[24];
     size_t max_msg;
     rt__redis_pub_t *pub; /* the publisher loop (redis_publish.c) */
+    rt__redis_presence_t *presence; /* cluster presence and control (redis_presence.c) */
     pthread_t thread;
     bool thread_started;
     int wake_fd;

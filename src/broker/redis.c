@@ -43,6 +43,7 @@
 #include "realtime/error.h"
 #include "broker/broker.h"
 #include "broker/redis-broker.h"
+#include "broker/redis_presence.h"
 #include "net/worker.h"
 #include "server/server.h"
 #include "util/clock.h"
@@ -586,7 +587,8 @@ static void *subscriber_main(void *arg)
 static int redis_start(rt_broker_t *b)
 {
     redis_broker_t *r = (redis_broker_t *)b;
-    if (rt__redis_pub_start(r->pub) != 0 || pthread_create(&r->thread, NULL, subscriber_main, r) != 0)
+    if (rt__redis_pub_start(r->pub) != 0 || rt__redis_presence_start(r->presence) != 0 ||
+        pthread_create(&r->thread, NULL, subscriber_main, r) != 0)
         return RT_ENOMEM;
     r->thread_started = true;
     return 0;
@@ -604,6 +606,7 @@ static void redis_stop(rt_broker_t *b)
     if (r->thread_started)
         pthread_join(r->thread, NULL);
     rt__redis_pub_stop(r->pub);
+    rt__redis_presence_stop(r->presence);
 }
 
 static bool redis_ready(rt_broker_t *b)
@@ -616,6 +619,7 @@ static void redis_free(rt_broker_t *b)
     redis_broker_t *r = (redis_broker_t *)b;
     redis_stop(b);
     rt__redis_pub_free(r->pub);
+    rt__redis_presence_free(r->presence);
     close(r->wake_fd);
     pthread_mutex_destroy(&r->mutex);
     free(r);
@@ -680,7 +684,9 @@ rt_broker_t *rt__broker_redis_new(rt_server_t *s, char *err, size_t errlen)
         goto Fail;
     }
     pthread_mutex_init(&r->mutex, NULL);
-    if ((r->pub = rt__redis_pub_new(r, err, errlen)) == NULL) {
+    if ((r->pub = rt__redis_pub_new(r, err, errlen)) == NULL || (r->presence = rt__redis_presence_new(s, r, err, errlen)) == NULL) {
+        if (r->pub != NULL)
+            rt__redis_pub_free(r->pub);
         pthread_mutex_destroy(&r->mutex);
         goto Fail;
     }

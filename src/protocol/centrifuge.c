@@ -35,15 +35,19 @@ typedef struct st_cf_ws_t {
     int64_t next_ping_ms;
     int64_t pong_deadline_ms; /* 0: no ping outstanding */
     bool connect_failed;      /* a connect error was replied: any further command is a protocol violation */
-    rt_list_t pending_pubs;   /* pending_pub_t: publishes waiting for the broker */
+    rt_list_t pending_pubs;   /* pending_pub_t: publishes and presence queries waiting for the broker */
 } cf_ws_t;
 
-/* A client publish waiting for the broker (the worker goes on meanwhile): its connection (NULL once closed) and id. */
+/*
+ * A client publish or presence query waiting for the broker (the worker goes on meanwhile): its connection (NULL
+ * once closed), id and method.
+ */
 typedef struct st_pending_pub_t {
     rt_list_t link; /* in w->pending_pubs while w is there */
     cf_ws_t *w;
     uint32_t id;
-    rt_event_t *ev;
+    rt_event_t *ev;     /* a publish's event, NULL for a query */
+    const char *method; /* a query's: "presence" or "presence_stats" */
 } pending_pub_t;
 
 static void ws_send_push(rt_cf_t *cf, const char *body, size_t len)
@@ -91,14 +95,6 @@ static void reply(cf_ws_t *w, uint32_t id, const char *method, const char *resul
     rt_buf_append(&buf, "}", 1);
     rt_ws_send_text(w->ws, buf.base, buf.len);
     rt_buf_free(&buf);
-}
-
-static void reply_json(cf_ws_t *w, uint32_t id, const char *method, json_t *result)
-{
-    char *t = result != NULL ? json_dumps(result, JSON_COMPACT) : NULL;
-    json_decref(result);
-    reply(w, id, method, t, t != NULL ? strlen(t) : 0);
-    free(t);
 }
 
 static void reply_error(cf_ws_t *w, uint32_t id, int code)
@@ -219,6 +215,20 @@ static int cmd_publish(cf_ws_t *w, uint32_t id, const json_t *req)
     return 0;
 }
 
+/* A presence query answered (at once, or across nodes once Redis answered). */
+static void on_presence_answered(void *ctx, int status, const char *result, size_t len)
+{
+    pending_pub_t *pp = ctx;
+    if (pp->w != NULL) {
+        rt_list_unlink(&pp->link);
+        if (status == 0)
+            reply(pp->w, pp->id, pp->method, result, len);
+        else
+            reply_error(pp->w, pp->id, RT_CF_ERR_INTERNAL);
+    }
+    free(pp);
+}
+
 /* presence, presence_stats, history: the client must be subscribed to the channel. */
 static int cmd_channel_query(cf_ws_t *w, uint32_t id, const char *method, const json_t *req)
 {
@@ -241,13 +251,10 @@ static int cmd_channel_query(cf_ws_t *w, uint32_t id, const char *method, const 
     }
     if (!ns->presence)
         return fail(w, id, RT_CF_ERR_NOT_AVAILABLE);
-    if (strcmp(method, "presence") == 0) {
-        reply_json(w, id, method, json_pack("{s:o}", "presence", rt_presence_get(channel)));
-    } else {
-        size_t clients, users;
-        rt_presence_stats(channel, &clients, &users);
-        reply_json(w, id, method, json_pack("{s:I,s:I}", "num_clients", (json_int_t)clients, "num_users", (json_int_t)users));
-    }
+    pending_pub_t *pp = rt_mem_alloc(sizeof(*pp));
+    *pp = (pending_pub_t){.w = w, .id = id, .method = strcmp(method, "presence") == 0 ? "presence" : "presence_stats"};
+    rt_list_insert_tail(&w->pending_pubs, &pp->link);
+    rt_presence_query(cf->conn->worker, channel, strcmp(method, "presence_stats") == 0, on_presence_answered, pp);
     return 0;
 }
 

@@ -6,7 +6,9 @@
  * publish and broadcast create one event (RT_EVENT_RAW_DATA, type tags.type or message.published) through a
  * publish job (server/publish.h: the request waits, the worker does not), so native and SSE clients get it too; idempotency_key becomes the event id, which makes a
  * retried publish idempotent as on /api/events. disconnect, subscribe and unsubscribe reach connections on any
- * worker through their presence mailboxes: at once on the caller's own worker, at the next loop turn of another.
+ * worker through their presence mailboxes: at once on the caller's own worker, at the next loop turn of another;
+ * with the redis broker also on every other node (a control message through Redis), and presence and
+ * presence_stats answer from Redis for every node (protocol/presence.h, src/broker/redis_presence.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,28 +214,6 @@ static int presence_channel(rt_conn_t *c, const json_t *req, const char **channe
     return rt_namespace_of(rt_conn_server(c)->access, *channel, strlen(*channel))->presence ? 0 : RT_CF_ERR_NOT_AVAILABLE;
 }
 
-static int api_presence(rt_conn_t *c, const json_t *req, rt_buf_t *out)
-{
-    const char *channel;
-    int r = presence_channel(c, req, &channel);
-    if (r != 0)
-        return r;
-    append_json(out, json_pack("{s:o}", "presence", rt_presence_get(channel)));
-    return 0;
-}
-
-static int api_presence_stats(rt_conn_t *c, const json_t *req, rt_buf_t *out)
-{
-    const char *channel;
-    int r = presence_channel(c, req, &channel);
-    if (r != 0)
-        return r;
-    size_t clients, users;
-    rt_presence_stats(channel, &clients, &users);
-    rt_buf_appendf(out, "{\"num_clients\":%zu,\"num_users\":%zu}", clients, users);
-    return 0;
-}
-
 static int api_channels(rt_conn_t *c, const json_t *req, rt_buf_t *out)
 {
     append_json(out, json_pack("{s:o}", "channels", rt_presence_channels(json_string_value(json_object_get(req, "pattern")))));
@@ -263,59 +243,14 @@ static const char *target_client(const json_t *req)
     return client != NULL && client[0] != '\0' ? client : NULL;
 }
 
-static int api_disconnect(rt_conn_t *c, const json_t *req, rt_buf_t *out)
-{
-    const char *user = json_string_value(json_object_get(req, "user"));
-    if (user == NULL)
-        return RT_CF_ERR_BAD_REQUEST;
-    rt_cf_mail_t mail = {.kind = RT_CF_MAIL_DISCONNECT, .code = RT_CF_DISC_FORCE};
-    snprintf(mail.reason, sizeof(mail.reason), "force disconnect");
-    const json_t *d = json_object_get(req, "disconnect");
-    if (json_is_object(d)) {
-        json_int_t code = json_integer_value(json_object_get(d, "code"));
-        const char *reason = json_string_value(json_object_get(d, "reason"));
-        if (code < 3000 || code > 4999)
-            return RT_CF_ERR_BAD_REQUEST;
-        mail.code = (uint16_t)code;
-        snprintf(mail.reason, sizeof(mail.reason), "%s", reason != NULL ? reason : "");
-    }
-    rt_presence_post(user, target_client(req), json_object_get(req, "whitelist"), &mail, c->worker);
-    rt_buf_appends(out, "{}");
-    return 0;
-}
-
-static int user_channel_mail(rt_conn_t *c, const json_t *req, rt_buf_t *out, rt_cf_mail_kind_t kind)
-{
-    const char *user = json_string_value(json_object_get(req, "user"));
-    const char *channel = json_string_value(json_object_get(req, "channel"));
-    if (user == NULL || channel == NULL)
-        return RT_CF_ERR_BAD_REQUEST;
-    if (!channel_ok(channel))
-        return RT_CF_ERR_UNKNOWN_CHANNEL;
-    rt_cf_mail_t mail = {.kind = kind, .channel = (char *)channel};
-    rt_presence_post(user, target_client(req), NULL, &mail, c->worker);
-    rt_buf_appends(out, "{}");
-    return 0;
-}
-
-static int api_subscribe(rt_conn_t *c, const json_t *req, rt_buf_t *out)
-{
-    return user_channel_mail(c, req, out, RT_CF_MAIL_SUBSCRIBE);
-}
-
-static int api_unsubscribe(rt_conn_t *c, const json_t *req, rt_buf_t *out)
-{
-    return user_channel_mail(c, req, out, RT_CF_MAIL_UNSUBSCRIBE);
-}
-
 static const struct {
     const char *name;
     api_fn fn;
 } methods[] = {
     {"history", api_history},
-    {"history_remove", api_history_remove}, {"presence", api_presence}, {"presence_stats", api_presence_stats},
-    {"channels", api_channels},     {"info", api_info},             {"disconnect", api_disconnect},
-    {"subscribe", api_subscribe},   {"unsubscribe", api_unsubscribe},
+    {"history_remove", api_history_remove},
+    {"channels", api_channels},
+    {"info", api_info},
 };
 
 /* Runs method with req; appends the result object. Returns 0 or an error code. */
@@ -423,6 +358,100 @@ static void start_publish(cf_run_t *run, const char *method, const json_t *req)
     rt__publish_job_start(job);
 }
 
+/*
+ * presence, presence_stats, disconnect, subscribe and unsubscribe answer through a callback: at once with the memory
+ * broker, across nodes (through Redis, the request parked meanwhile) with the redis broker. start_* returns 0 once
+ * the command is under way (on_cmd_answered appends its reply) or an error code.
+ */
+static void on_cmd_answered(void *ctx, int status, const char *result, size_t len)
+{
+    cf_run_t *run = ctx;
+    rt_buf_t res = {0};
+    if (status == 0)
+        rt_buf_append(&res, result, len);
+    append_reply(run, run->next - 1, run->pub_method, status == 0 ? 0 : RT_CF_ERR_INTERNAL, &res);
+    rt_buf_free(&res);
+    run->waiting = false;
+    if (!run->stepping)
+        run_next(run);
+}
+
+static int start_presence(cf_run_t *run, const char *method, const json_t *req)
+{
+    const char *channel;
+    int r = presence_channel(run->conn, req, &channel);
+    if (r != 0)
+        return r;
+    run->waiting = true;
+    run->pub_method = method;
+    rt_presence_query(run->conn->worker, channel, strcmp(method, "presence_stats") == 0, on_cmd_answered, run);
+    return 0;
+}
+
+static int start_disconnect(cf_run_t *run, const char *method, const json_t *req)
+{
+    const char *user = json_string_value(json_object_get(req, "user"));
+    if (user == NULL)
+        return RT_CF_ERR_BAD_REQUEST;
+    rt_cf_mail_t mail = {.kind = RT_CF_MAIL_DISCONNECT, .code = RT_CF_DISC_FORCE};
+    snprintf(mail.reason, sizeof(mail.reason), "force disconnect");
+    const json_t *d = json_object_get(req, "disconnect");
+    if (json_is_object(d)) {
+        json_int_t code = json_integer_value(json_object_get(d, "code"));
+        const char *reason = json_string_value(json_object_get(d, "reason"));
+        if (code < 3000 || code > 4999)
+            return RT_CF_ERR_BAD_REQUEST;
+        mail.code = (uint16_t)code;
+        snprintf(mail.reason, sizeof(mail.reason), "%s", reason != NULL ? reason : "");
+    }
+    run->waiting = true;
+    run->pub_method = method;
+    rt_presence_control(run->conn->worker, user, target_client(req), json_object_get(req, "whitelist"), &mail, on_cmd_answered,
+                        run);
+    return 0;
+}
+
+/* subscribe and unsubscribe: a user's connections (or one of them) to or from channel. */
+static int start_user_channel(cf_run_t *run, const char *method, const json_t *req)
+{
+    const char *user = json_string_value(json_object_get(req, "user"));
+    const char *channel = json_string_value(json_object_get(req, "channel"));
+    if (user == NULL || channel == NULL)
+        return RT_CF_ERR_BAD_REQUEST;
+    if (!channel_ok(channel))
+        return RT_CF_ERR_UNKNOWN_CHANNEL;
+    rt_cf_mail_t mail = {.kind = strcmp(method, "subscribe") == 0 ? RT_CF_MAIL_SUBSCRIBE : RT_CF_MAIL_UNSUBSCRIBE,
+                         .channel = (char *)channel};
+    run->waiting = true;
+    run->pub_method = method;
+    rt_presence_control(run->conn->worker, user, target_client(req), NULL, &mail, on_cmd_answered, run);
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    int (*start)(cf_run_t *run, const char *method, const json_t *req);
+} async_methods[] = {
+    {"presence", start_presence},      {"presence_stats", start_presence}, {"disconnect", start_disconnect},
+    {"subscribe", start_user_channel}, {"unsubscribe", start_user_channel},
+};
+
+/* Starts method when it answers through a callback: true when it is one (its reply is appended, maybe already). */
+static bool start_async(cf_run_t *run, size_t i, const char *method, const json_t *req)
+{
+    for (size_t k = 0; method != NULL && k < RT_ARRAY_SIZE(async_methods); k++) {
+        if (strcmp(async_methods[k].name, method) != 0)
+            continue;
+        int r = json_is_object(req) ? async_methods[k].start(run, method, req) : RT_CF_ERR_BAD_REQUEST;
+        if (r != 0) {
+            rt_buf_t none = {0};
+            append_reply(run, i, method, r, &none);
+        }
+        return true;
+    }
+    return false;
+}
+
 static void finish_run(cf_run_t *run)
 {
     if (run->commands != NULL)
@@ -456,6 +485,8 @@ static void run_next(cf_run_t *run)
             start_publish(run, method, params);
             continue;
         }
+        if (start_async(run, i, method, params))
+            continue;
         rt_buf_t res = {0};
         int r = method != NULL ? run_method(run->conn, method, params, &res) : RT_CF_ERR_BAD_REQUEST;
         append_reply(run, i, method, r, &res);

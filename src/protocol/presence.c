@@ -5,11 +5,15 @@
  * when its mailbox turns non-empty; it stays non-empty until that task (or an inline delivery) takes the mail,
  * so one queued task covers everything posted meanwhile. Unregistering cancels the task under the lock, after
  * which no poster can find the peer.
+ *
+ * With a cluster backend (rt_presence_set_cluster), every change of the table is told to it under the lock, so
+ * the backend sees joins and leaves in the order they happened here.
  */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "realtime/error.h"
 #include "net/worker.h"
 #include "protocol/presence.h"
 #include "util/list.h"
@@ -19,6 +23,7 @@
 struct st_rt_cf_peer_t {
     rt_list_t link; /* in peers */
     char *client, *user, *conn_info;
+    char *info; /* ClientInfo JSON, for the cluster backend */
     rt_worker_t *worker;
     rt_worker_task_t task; /* delivers on worker's thread; queued by posters on other threads */
     void (*deliver)(void *owner);
@@ -47,6 +52,8 @@ typedef struct st_wake_list_t {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static rt_list_t peers = {&peers, &peers};
 static rt_map_t channels;
+static const rt_presence_cluster_t *cluster; /* under lock */
+static void *cluster_self;
 
 void rt_cf_mail_free(rt_cf_mail_t *m)
 {
@@ -112,6 +119,18 @@ static void on_task(rt_worker_task_t *task)
     p->deliver(p->owner);
 }
 
+/* ClientInfo JSON of a peer: {"user","client","conn_info"?}. */
+static json_t *client_info(const rt_cf_peer_t *p)
+{
+    json_t *info = json_pack("{s:s,s:s}", "user", p->user, "client", p->client);
+    if (info != NULL && p->conn_info != NULL) {
+        json_t *ci = json_loads(p->conn_info, JSON_DECODE_ANY, NULL);
+        if (ci != NULL)
+            json_object_set_new(info, "conn_info", ci);
+    }
+    return info;
+}
+
 rt_cf_peer_t *rt_presence_register(const char *client, const char *user, const char *conn_info, rt_worker_t *worker,
                                    void (*deliver)(void *owner), void *owner)
 {
@@ -123,6 +142,11 @@ rt_cf_peer_t *rt_presence_register(const char *client, const char *user, const c
     p->task.cb = on_task;
     p->deliver = deliver;
     p->owner = owner;
+    json_t *info = client_info(p);
+    p->info = info != NULL ? json_dumps(info, JSON_COMPACT) : NULL;
+    json_decref(info);
+    if (p->info == NULL)
+        p->info = rt_strdup("{}");
     pthread_mutex_lock(&lock);
     rt_list_insert_tail(&peers, &p->link);
     pthread_mutex_unlock(&lock);
@@ -143,18 +167,6 @@ rt_cf_mail_t *rt_presence_take_mail(rt_cf_peer_t *peer)
     return m;
 }
 
-/* ClientInfo JSON of a peer: {"user","client","conn_info"?}. */
-static json_t *client_info(const rt_cf_peer_t *p)
-{
-    json_t *info = json_pack("{s:s,s:s}", "user", p->user, "client", p->client);
-    if (info != NULL && p->conn_info != NULL) {
-        json_t *ci = json_loads(p->conn_info, JSON_DECODE_ANY, NULL);
-        if (ci != NULL)
-            json_object_set_new(info, "conn_info", ci);
-    }
-    return info;
-}
-
 /* Lock held. Posts a join or leave push about p to the members of ch that asked for them. */
 static void post_join_leave(chan_t *ch, const char *channel, const rt_cf_peer_t *p, const char *what, rt_worker_t *here,
                             wake_list_t *wake)
@@ -162,7 +174,7 @@ static void post_join_leave(chan_t *ch, const char *channel, const rt_cf_peer_t 
     bool any = false;
     for (size_t i = 0; i < ch->n && !any; i++)
         any = ch->members[i].join_leave;
-    if (!any)
+    if (!any && cluster == NULL)
         return;
     json_t *body = json_pack("{s:s,s:{s:o}}", "channel", channel, what, "info", client_info(p));
     char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
@@ -174,6 +186,8 @@ static void post_join_leave(chan_t *ch, const char *channel, const rt_cf_peer_t 
     for (size_t i = 0; i < ch->n; i++)
         if (ch->members[i].join_leave)
             post_locked(ch->members[i].peer, &mail, here, wake);
+    if (cluster != NULL)
+        cluster->push(cluster_self, channel, mail.push);
     rt_bytes_unref(mail.push);
 }
 
@@ -197,6 +211,8 @@ void rt_presence_add(rt_cf_peer_t *peer, const char *channel, bool wants_join_le
         peer->channels = rt_mem_realloc(peer->channels, peer->cap_channels * sizeof(*peer->channels));
     }
     peer->channels[peer->n_channels++] = rt_strdup(channel);
+    if (cluster != NULL)
+        cluster->joined(cluster_self, channel, peer->client, peer->info);
     if (join_leave_push)
         post_join_leave(ch, channel, peer, "join", here, &wake);
     pthread_mutex_unlock(&lock);
@@ -225,14 +241,15 @@ static void remove_locked(rt_cf_peer_t *peer, const char *channel, bool join_lea
             break;
         }
     }
+    if (found && cluster != NULL)
+        cluster->left(cluster_self, channel, peer->client, ch->n == 0);
+    if (found && join_leave_push)
+        post_join_leave(ch, channel, peer, "leave", here, wake); /* members elsewhere too: maybe none here */
     if (ch->n == 0) {
         rt_map_del(&channels, channel, len);
         free(ch->members);
         free(ch);
-        return;
     }
-    if (found && join_leave_push)
-        post_join_leave(ch, channel, peer, "leave", here, wake);
 }
 
 void rt_presence_remove(rt_cf_peer_t *peer, const char *channel, bool join_leave_push, rt_worker_t *here)
@@ -266,6 +283,7 @@ void rt_presence_unregister(rt_cf_peer_t *peer)
     free(peer->client);
     free(peer->user);
     free(peer->conn_info);
+    free(peer->info);
     free(peer);
 }
 
@@ -396,4 +414,181 @@ size_t rt_presence_post(const char *user, const char *client, const json_t *exce
     pthread_mutex_unlock(&lock);
     wake_all(&wake);
     return n;
+}
+
+void rt_presence_set_cluster(const rt_presence_cluster_t *ops, void *self)
+{
+    pthread_mutex_lock(&lock);
+    cluster = ops;
+    cluster_self = ops != NULL ? self : NULL;
+    pthread_mutex_unlock(&lock);
+}
+
+typedef struct st_foreach_ctx_t {
+    void (*cb)(const char *channel, const char *client, const char *info, void *ctx);
+    void *ctx;
+} foreach_ctx_t;
+
+static void foreach_channel(const char *key, size_t len, void *value, void *ctx)
+{
+    foreach_ctx_t *fc = ctx;
+    const chan_t *ch = value;
+    char name[256];
+    snprintf(name, sizeof(name), "%.*s", (int)len, key);
+    for (size_t i = 0; i < ch->n; i++)
+        fc->cb(name, ch->members[i].peer->client, ch->members[i].peer->info, fc->ctx);
+}
+
+void rt_presence_foreach_local(void (*cb)(const char *channel, const char *client, const char *info, void *ctx), void *ctx)
+{
+    foreach_ctx_t fc = {cb, ctx};
+    pthread_mutex_lock(&lock);
+    rt_map_foreach(&channels, foreach_channel, &fc);
+    pthread_mutex_unlock(&lock);
+}
+
+/* The cluster backend, read under the lock: it stays valid while workers run (rt_presence_set_cluster). */
+static const rt_presence_cluster_t *current_cluster(void **self)
+{
+    pthread_mutex_lock(&lock);
+    const rt_presence_cluster_t *c = cluster;
+    *self = cluster_self;
+    pthread_mutex_unlock(&lock);
+    return c;
+}
+
+void rt_presence_query(rt_worker_t *w, const char *channel, bool stats, rt_presence_cb cb, void *ctx)
+{
+    void *self;
+    const rt_presence_cluster_t *c = current_cluster(&self);
+    if (c != NULL) {
+        c->query(self, w, channel, stats, cb, ctx);
+        return;
+    }
+    json_t *res;
+    if (stats) {
+        size_t clients, users;
+        rt_presence_stats(channel, &clients, &users);
+        res = json_pack("{s:I,s:I}", "num_clients", (json_int_t)clients, "num_users", (json_int_t)users);
+    } else {
+        res = json_pack("{s:o}", "presence", rt_presence_get(channel));
+    }
+    char *text = res != NULL ? json_dumps(res, JSON_COMPACT) : NULL;
+    json_decref(res);
+    if (text != NULL)
+        cb(ctx, 0, text, strlen(text));
+    else
+        cb(ctx, RT_ENOMEM, NULL, 0);
+    free(text);
+}
+
+void rt_presence_control(rt_worker_t *w, const char *user, const char *client, const json_t *except, const rt_cf_mail_t *mail,
+                         rt_presence_cb cb, void *ctx)
+{
+    rt_presence_post(user, client, except, mail, w);
+    void *self;
+    const rt_presence_cluster_t *c = current_cluster(&self);
+    char *text = c != NULL ? rt_presence_control_encode(user, client, except, mail) : NULL;
+    if (text == NULL) {
+        cb(ctx, c != NULL ? RT_ENOMEM : 0, c != NULL ? NULL : "{}", c != NULL ? 0 : 2);
+        return;
+    }
+    c->post(self, w, text, strlen(text), cb, ctx);
+    free(text);
+}
+
+json_t *rt_presence_cluster_stats(void)
+{
+    void *self;
+    const rt_presence_cluster_t *c = current_cluster(&self);
+    return c != NULL ? c->stats(self) : NULL;
+}
+
+char *rt_presence_result(const char *const *infos, const size_t *lens, size_t n, bool stats, size_t *len)
+{
+    json_t *present = json_object(), *users = json_object();
+    for (size_t i = 0; i < n; i++) {
+        json_t *info = json_loadb(infos[i], lens[i], 0, NULL);
+        const char *client = json_string_value(json_object_get(info, "client"));
+        const char *user = json_string_value(json_object_get(info, "user"));
+        if (client != NULL && user != NULL) {
+            json_object_set(present, client, info);
+            json_object_set_new(users, user, json_true());
+        }
+        json_decref(info);
+    }
+    json_t *res = stats ? json_pack("{s:I,s:I}", "num_clients", (json_int_t)json_object_size(present), "num_users",
+                                    (json_int_t)json_object_size(users))
+                        : json_pack("{s:O}", "presence", present);
+    json_decref(present);
+    json_decref(users);
+    char *text = res != NULL ? json_dumps(res, JSON_COMPACT) : NULL;
+    json_decref(res);
+    if (text == NULL)
+        text = rt_strdup("{}");
+    *len = strlen(text);
+    return text;
+}
+
+static const char *const mail_kinds[] = {"push", "disconnect", "unsubscribe", "subscribe"};
+
+char *rt_presence_control_encode(const char *user, const char *client, const json_t *except, const rt_cf_mail_t *mail)
+{
+    if (mail->kind == RT_CF_MAIL_PUSH)
+        return NULL; /* pushes travel as push messages */
+    json_t *m = json_pack("{s:s}", "op", mail_kinds[mail->kind]);
+    if (m == NULL)
+        return NULL;
+    if (user != NULL)
+        json_object_set_new(m, "user", json_string(user));
+    if (client != NULL)
+        json_object_set_new(m, "client", json_string(client));
+    if (json_is_array(except) && json_array_size(except) != 0)
+        json_object_set_new(m, "except", json_deep_copy(except));
+    if (mail->channel != NULL)
+        json_object_set_new(m, "channel", json_string(mail->channel));
+    if (mail->kind == RT_CF_MAIL_DISCONNECT) {
+        json_object_set_new(m, "code", json_integer(mail->code));
+        json_object_set_new(m, "reason", json_string(mail->reason));
+    }
+    char *text = json_dumps(m, JSON_COMPACT);
+    json_decref(m);
+    return text;
+}
+
+int rt_presence_control_apply(const char *text, size_t len)
+{
+    json_t *m = json_loadb(text, len, 0, NULL);
+    const char *op = json_string_value(json_object_get(m, "op"));
+    int kind = -1;
+    for (int i = RT_CF_MAIL_DISCONNECT; op != NULL && i <= RT_CF_MAIL_SUBSCRIBE; i++)
+        if (strcmp(op, mail_kinds[i]) == 0)
+            kind = i;
+    const char *channel = json_string_value(json_object_get(m, "channel"));
+    const json_t *user = json_object_get(m, "user"), *client = json_object_get(m, "client");
+    json_int_t code = json_integer_value(json_object_get(m, "code"));
+    const char *reason = json_string_value(json_object_get(m, "reason"));
+    bool ok = kind >= 0 && (user == NULL || json_is_string(user)) && (client == NULL || json_is_string(client)) &&
+              (kind == RT_CF_MAIL_DISCONNECT ? code >= 3000 && code <= 4999 : channel != NULL);
+    if (ok) {
+        rt_cf_mail_t mail = {.kind = (rt_cf_mail_kind_t)kind, .channel = kind == RT_CF_MAIL_DISCONNECT ? NULL : (char *)channel,
+                             .code = (uint16_t)code};
+        snprintf(mail.reason, sizeof(mail.reason), "%s", reason != NULL ? reason : "");
+        rt_presence_post(json_string_value(user), json_string_value(client), json_object_get(m, "except"), &mail, NULL);
+    }
+    json_decref(m);
+    return ok ? 0 : -1;
+}
+
+void rt_presence_remote_push(const char *channel, const char *push, size_t len)
+{
+    wake_list_t none = {0};
+    rt_cf_mail_t mail = {.kind = RT_CF_MAIL_PUSH, .channel = (char *)channel, .push = rt_bytes_new(push, len)};
+    pthread_mutex_lock(&lock);
+    chan_t *ch = rt_map_get(&channels, channel, strlen(channel));
+    for (size_t i = 0; ch != NULL && i < ch->n; i++)
+        if (ch->members[i].join_leave)
+            post_locked(ch->members[i].peer, &mail, NULL, &none);
+    pthread_mutex_unlock(&lock);
+    rt_bytes_unref(mail.push);
 }

@@ -9,6 +9,12 @@
  * and unsubscribe) is posted to the peer's mailbox. The owner drains it on its thread, in its `deliver` callback:
  * before the posting function returns when the poster runs on the same worker, otherwise at the owner worker's
  * next loop turn (the post queues a task on that worker and wakes it: rt__worker_run_soon).
+ *
+ * Cluster: with the redis broker, a cluster backend (src/broker/redis_presence.c) is attached with
+ * rt_presence_set_cluster. Presence then also lives in Redis, shared by every node: this table tells the backend
+ * each local join and leave, join/leave pushes also go to the other nodes, and rt_presence_query and
+ * rt_presence_control answer and act across nodes. Without a backend (the memory broker) everything stays in this
+ * process and both answer before they return.
  */
 #ifndef RT_PROTOCOL_PRESENCE_H
 #define RT_PROTOCOL_PRESENCE_H
@@ -86,6 +92,74 @@ void rt_presence_totals(size_t *num_clients, size_t *num_users, size_t *num_chan
  * delivered before returning.
  */
 size_t rt_presence_post(const char *user, const char *client, const json_t *except, const rt_cf_mail_t *mail, rt_worker_t *here);
+
+/**
+ * The outcome of rt_presence_query or rt_presence_control, on the caller's worker: status 0 with result (a JSON
+ * object's text, len bytes, valid during the call) or RT_EAGAIN (the cluster backend could not reach Redis; result
+ * NULL). Called exactly once, maybe before the function returns.
+ */
+typedef void (*rt_presence_cb)(void *ctx, int status, const char *result, size_t len);
+
+/**
+ * A cluster presence backend. joined, left and push are called with the presence lock held, from any thread: they
+ * must not block or call back into presence (queue the work). query and post are called on worker w's thread and
+ * complete through cb on w's thread exactly once. stats is called from any thread.
+ */
+typedef struct st_rt_presence_cluster_t {
+    /** A local peer entered channel; info is its ClientInfo JSON ({"user","client","conn_info"?}). */
+    void (*joined)(void *self, const char *channel, const char *client, const char *info);
+    /** A local peer left channel; last: no local peer is left in it. */
+    void (*left)(void *self, const char *channel, const char *client, bool last);
+    /** A join or leave push body for channel, for the members on the other nodes. */
+    void (*push)(void *self, const char *channel, rt_bytes_t *push);
+    /** presence (stats false) or presence_stats of channel over every node: the result as rt_presence_query. */
+    void (*query)(void *self, rt_worker_t *w, const char *channel, bool stats, rt_presence_cb cb, void *ctx);
+    /** Sends a control message (rt_presence_control_encode) to the other nodes; result "{}" once sent. */
+    void (*post)(void *self, rt_worker_t *w, const char *control, size_t len, rt_presence_cb cb, void *ctx);
+    /** /api/stats "cluster": a new object, or NULL. */
+    json_t *(*stats)(void *self);
+} rt_presence_cluster_t;
+
+/**
+ * Attaches (ops non-NULL) or detaches the cluster backend. The backend must stay valid until it is detached, and
+ * until no worker runs (a query may have read it just before). Main thread.
+ */
+void rt_presence_set_cluster(const rt_presence_cluster_t *ops, void *self);
+
+/**
+ * Calls cb for every local presence entry (channel, client id, ClientInfo JSON), with the presence lock held: cb
+ * must not call presence. For a backend that rewrites this node's entries. Any thread.
+ */
+void rt_presence_foreach_local(void (*cb)(const char *channel, const char *client, const char *info, void *ctx), void *ctx);
+
+/**
+ * presence (stats false: {"presence":{"<client>":ClientInfo,…}}) or presence_stats ({"num_clients":N,"num_users":N})
+ * of channel: from this process, or across nodes with a cluster backend. cb as rt_presence_cb. On w's thread.
+ */
+void rt_presence_query(rt_worker_t *w, const char *channel, bool stats, rt_presence_cb cb, void *ctx);
+
+/**
+ * rt_presence_post on this node (delivered at once to peers on w), then, with a cluster backend, on every other node
+ * (cb once the control message went out; RT_EAGAIN when it could not). Result "{}". On w's thread.
+ */
+void rt_presence_control(rt_worker_t *w, const char *user, const char *client, const json_t *except, const rt_cf_mail_t *mail,
+                         rt_presence_cb cb, void *ctx);
+
+/** /api/stats "cluster" from the backend: a new object, or NULL without one. Any thread. */
+json_t *rt_presence_cluster_stats(void);
+
+/**
+ * Builds a presence (stats false) or presence_stats result from ClientInfo JSON texts (one per present client,
+ * unparsable ones skipped). Returns a malloc'ed string (free()) with *len.
+ */
+char *rt_presence_result(const char *const *infos, const size_t *lens, size_t n, bool stats, size_t *len);
+
+/** Encodes a control message (what rt_presence_post takes) as compact JSON: a malloc'ed string, or NULL. */
+char *rt_presence_control_encode(const char *user, const char *client, const json_t *except, const rt_cf_mail_t *mail);
+/** Decodes a control message and posts it to this node's matching peers (off the workers). 0, or -1 when malformed. */
+int rt_presence_control_apply(const char *text, size_t len);
+/** A join or leave push from another node: posted to this node's members of channel that asked for them. */
+void rt_presence_remote_push(const char *channel, const char *push, size_t len);
 
 /** True when the glob pattern (`*` = any run, other characters literal) matches s. */
 bool rt_presence_glob(const char *pattern, const char *s);

@@ -22,6 +22,7 @@
 #include "realtime/error.h"
 #include "broker/broker.h"
 #include "net/worker.h"
+#include "protocol/presence.h"
 #include "server/api.h"
 #include "server/publish.h"
 #include "util/buf.h"
@@ -359,7 +360,7 @@ static json_t *channel_list(rt_server_t *s, size_t *total)
     return out;
 }
 
-/* This node as /api/stats "nodes" lists it. Nodes do not know of each other (each answers for itself). */
+/* This node as /api/stats "nodes" lists it (the redis broker adds "cluster": every live node, from Redis). */
 static json_t *node_json(rt_server_t *s)
 {
     char host[256] = "localhost", name[320];
@@ -395,12 +396,17 @@ void rt__api_stats(rt_conn_t *c, rt_http_request_t *req)
                                 (json_int_t)ss.send_failures, "limited", limited);
     size_t listed;
     json_t *channels = channel_list(rt_conn_server(c), &listed);
-    rt_http_respond_json(c, 200,
-                         json_pack("{s:o,s:I,s:I,s:o,s:I,s:o,s:o,s:I,s:I,s:I,s:I,s:[o]}", "connections", conns, "subscriptions",
-                                   (json_int_t)ss.subscriptions, "channels", (json_int_t)ss.channels, "channel_list", channels,
-                                   "channel_list_total", (json_int_t)listed, "events", events, "clients", clients,
-                                   "queued_bytes", (json_int_t)ss.queued_bytes, "history_events", (json_int_t)ss.history_events,
-                                   "history_bytes", (json_int_t)ss.history_bytes, "uptime_s", (json_int_t)ss.uptime_s, "nodes", node_json(rt_conn_server(c))));
+    json_t *body = json_pack("{s:o,s:I,s:I,s:o,s:I,s:o,s:o,s:I,s:I,s:I,s:I,s:[o]}", "connections", conns, "subscriptions",
+                             (json_int_t)ss.subscriptions, "channels", (json_int_t)ss.channels, "channel_list", channels,
+                             "channel_list_total", (json_int_t)listed, "events", events, "clients", clients, "queued_bytes",
+                             (json_int_t)ss.queued_bytes, "history_events", (json_int_t)ss.history_events, "history_bytes",
+                             (json_int_t)ss.history_bytes, "uptime_s", (json_int_t)ss.uptime_s, "nodes", node_json(rt_conn_server(c)));
+    json_t *cluster = rt_presence_cluster_stats(); /* the redis broker: every live node, from the last heartbeat */
+    if (cluster != NULL && body != NULL)
+        json_object_set_new(body, "cluster", cluster);
+    else
+        json_decref(cluster);
+    rt_http_respond_json(c, 200, body);
 }
 
 void rt__api_healthz(rt_conn_t *c, rt_http_request_t *req)
