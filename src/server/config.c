@@ -490,6 +490,13 @@ static int set_value(rt_config_t *cfg, const cfg_key_t *k, const char *text, jso
             format(msg, n, "\"%s\" is the mask check-config prints in place of a secret: write the secret itself", SECRET_MASK);
             return -1;
         }
+        for (const char *p = text; *p != '\0'; p++) {
+            if ((unsigned char)*p <= ' ' || *p == 0x7f) {
+                /* A placeholder ("<replace: ...>") or a pasted line break, never a secret one meant. */
+                format(msg, n, "must not contain spaces or control characters (write the output of openssl rand -hex 32)");
+                return -1;
+            }
+        }
         set_string((char **)field, text[0] == '\0' ? NULL : text);
         return 0;
     case K_STRING:

@@ -226,6 +226,19 @@ static void test_api_keys(void **state)
     free(path);
 }
 
+/* A placeholder left in place of the token secret (the example config's has spaces) does not load as the secret. */
+static void test_secret_placeholder_refused(void **state)
+{
+    rt_config_t c;
+    rt_config_defaults(&c);
+    assert_int_equal(LOAD(&c, errbuf, "--token-secret", "<replace: another openssl rand -hex 32>"), -2);
+    assert_non_null(strstr(errbuf, "--token-secret: must not contain spaces"));
+    assert_null(c.token_secret);
+    assert_int_equal(LOAD(&c, errbuf, "--token-secret", "0123456789abcdef"), 0);
+    assert_string_equal(c.token_secret, "0123456789abcdef");
+    rt_config_free(&c);
+}
+
 static void test_allowed_origins(void **state)
 {
     rt_config_t c;
@@ -627,6 +640,7 @@ int main(void)
         cmocka_unit_test_setup(test_flag_forms, clear_env),
         cmocka_unit_test_setup(test_api_keys, clear_env),
         cmocka_unit_test_setup(test_allowed_origins, clear_env),
+        cmocka_unit_test_setup(test_secret_placeholder_refused, clear_env),
         cmocka_unit_test_setup(test_redis_sentinels, clear_env),
         cmocka_unit_test_setup(test_flag_errors, clear_env),
         cmocka_unit_test_setup(test_env_errors, clear_env),
