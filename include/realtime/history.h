@@ -87,13 +87,15 @@ uint64_t rt_history_last_seq(rt_history_t *h);
 /**
  * Events after the one with id `after_id` that satisfy pred (NULL = all), oldest first, and up to `upto_seq`
  * (0 = the newest). RT_ERANGE when that id is not in history (unknown, garbage, evicted or from another
- * epoch: a resume there cannot be gap-free).
+ * epoch: a resume there cannot be gap-free). The events are taken under the history's lock and pred runs after it
+ * is released, so a slow predicate never holds up appends (and may itself call into h).
  */
 int rt_history_after_id(rt_history_t *h, const char *after_id, uint64_t upto_seq, rt_event_pred pred, void *ctx,
                         rt_event_list_t *out);
 /**
- * Events with seq > after_seq satisfying pred, oldest first. RT_ERANGE when events after after_seq were already
- * evicted, or after_seq is beyond the newest seq.
+ * Events with seq > after_seq satisfying pred, oldest first (pred runs outside the lock, as for
+ * rt_history_after_id). RT_ERANGE when events after after_seq were already evicted, or after_seq is beyond the
+ * newest seq.
  */
 int rt_history_after_seq(rt_history_t *h, uint64_t after_seq, rt_event_pred pred, void *ctx, rt_event_list_t *out);
 /** The newest `limit` events of channel (oldest first; limit 0 = none). Unknown channel: empty list. Returns 0. */

@@ -350,17 +350,35 @@ static void list_push(rt_event_list_t *out, size_t *cap, rt_event_t *ev)
     out->events[out->count++] = rt_event_ref(ev);
 }
 
-/* Appends the events of ring positions [from, count) with seq <= upto (0 = any) that satisfy pred. */
-static void collect_from(rt_history_t *h, size_t from, uint64_t upto, rt_event_pred pred, void *ctx, rt_event_list_t *out)
+/* Appends (references to) the events of ring positions [from, count) with seq <= upto (0 = any). Lock held. */
+static void collect_from(rt_history_t *h, size_t from, uint64_t upto, rt_event_list_t *out)
 {
     size_t cap = 0;
     for (size_t i = from; i < h->count; i++) {
         rt_event_t *ev = slot_at(h, i)->ev;
         if (upto != 0 && ev->seq > upto)
             break;
-        if (pred == NULL || pred(ev, ctx))
-            list_push(out, &cap, ev);
+        list_push(out, &cap, ev);
     }
+}
+
+/*
+ * Keeps the events of list that satisfy pred (NULL: all), in order, and drops the others. Called after the lock
+ * is released: a predicate (a subscription's patterns and filters over every event of a resume) can take long,
+ * and every publish waits on the lock. Under it a resume costs one reference per event in range.
+ */
+static void keep_matching(rt_event_list_t *list, rt_event_pred pred, void *ctx)
+{
+    if (pred == NULL)
+        return;
+    size_t kept = 0;
+    for (size_t i = 0; i < list->count; i++) {
+        if (pred(list->events[i], ctx))
+            list->events[kept++] = list->events[i];
+        else
+            rt_event_unref(list->events[i]);
+    }
+    list->count = kept;
 }
 
 int rt_history_after_id(rt_history_t *h, const char *after_id, uint64_t upto_seq, rt_event_pred pred, void *ctx,
@@ -375,8 +393,9 @@ int rt_history_after_id(rt_history_t *h, const char *after_id, uint64_t upto_seq
         return RT_ERANGE;
     }
     uint64_t first_seq = h->last_seq - h->count + 1;
-    collect_from(h, (size_t)(ev->seq - first_seq) + 1, upto_seq, pred, ctx, out);
+    collect_from(h, (size_t)(ev->seq - first_seq) + 1, upto_seq, out);
     pthread_mutex_unlock(&h->mutex);
+    keep_matching(out, pred, ctx);
     return 0;
 }
 
@@ -390,8 +409,9 @@ int rt_history_after_seq(rt_history_t *h, uint64_t after_seq, rt_event_pred pred
         pthread_mutex_unlock(&h->mutex);
         return RT_ERANGE;
     }
-    collect_from(h, (size_t)(after_seq + 1 - first_seq), 0, pred, ctx, out);
+    collect_from(h, (size_t)(after_seq + 1 - first_seq), 0, out);
     pthread_mutex_unlock(&h->mutex);
+    keep_matching(out, pred, ctx);
     return 0;
 }
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "realtime/error.h"
 #include "realtime/history.h"
 
@@ -232,6 +233,64 @@ static void test_after_id(void **state)
     rt_history_free(h);
     assert_string_equal(list.events[0]->id, "e4");
     EXPECT_SEQS(&list, 4, 5);
+}
+
+/* A predicate that appends to the history it is filtering, from another thread, and says whether that append went
+ * through within a second: it cannot while the resume holds the history's lock. */
+struct append_probe {
+    rt_history_t *h;
+    pthread_t thread;
+    int calls, appended_while_filtering;
+};
+
+static void *append_other(void *arg)
+{
+    add(((struct append_probe *)arg)->h, NULL, "other");
+    return NULL;
+}
+
+static bool probe_pred(const rt_event_t *ev, void *ctx)
+{
+    struct append_probe *p = ctx;
+    if (p->calls++ == 0) {
+        assert_int_equal(pthread_create(&p->thread, NULL, append_other, p), 0);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        p->appended_while_filtering = pthread_timedjoin_np(p->thread, NULL, &until) == 0;
+    }
+    return true;
+}
+
+/* After the resume: the append of a probe that timed out goes through once the lock is free. */
+static void finish_probe(struct append_probe *p)
+{
+    if (!p->appended_while_filtering)
+        pthread_join(p->thread, NULL);
+}
+
+/* A resume's filtering (patterns and filters over every event in range) runs outside the history lock: a
+ * publish meanwhile is not held up by it. */
+static void test_replay_filters_outside_the_lock(void **state)
+{
+    rt_history_config_t cfg = {.size = 16};
+    rt_history_t *h = rt_history_new(&cfg);
+    add(h, "r1", "a");
+    add(h, "r2", "a");
+    add(h, "r3", "a");
+    struct append_probe p = {.h = h};
+    rt_event_list_t list;
+    assert_int_equal(rt_history_after_id(h, "r1", 0, probe_pred, &p, &list), 0);
+    finish_probe(&p);
+    assert_true(p.appended_while_filtering);
+    EXPECT_SEQS(&list, 2, 3); /* what was there when the resume began */
+    assert_int_equal(rt_history_count(h), 4);
+    p = (struct append_probe){.h = h};
+    assert_int_equal(rt_history_after_seq(h, 1, probe_pred, &p, &list), 0);
+    finish_probe(&p);
+    assert_true(p.appended_while_filtering);
+    EXPECT_SEQS(&list, 2, 3, 4);
+    rt_history_free(h);
 }
 
 static void expect_pos(rt_history_t *h, const char *channel, uint64_t offset, const char *epoch)
@@ -643,6 +702,7 @@ int main(void)
         cmocka_unit_test(test_stream_since),       cmocka_unit_test(test_epoch_renewal), cmocka_unit_test(test_last),
         cmocka_unit_test(test_stream_read),        cmocka_unit_test(test_stream_remove), cmocka_unit_test(test_concurrent_appends),
         cmocka_unit_test(test_append_at),          cmocka_unit_test(test_reset),
+        cmocka_unit_test(test_replay_filters_outside_the_lock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
