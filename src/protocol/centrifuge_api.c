@@ -67,6 +67,14 @@ static int publish(rt_server_t *s, const char *const *channels, size_t n, const 
     if (r == RT_EEXIST) {
         rt_event_unref(ev);
         ev = existing;
+        /* The key names an earlier publication: a retry of it is answered with its positions, but one to other
+         * channels would get an offset there that the publication never had (0), and its data would be lost. */
+        for (size_t i = 0; i < n; i++) {
+            if (rt_event_channel_index(ev, channels[i], strlen(channels[i])) < 0) {
+                rt_event_unref(ev);
+                return RT_CF_ERR_BAD_REQUEST;
+            }
+        }
     } else if (r != 0) {
         rt_event_unref(ev);
         return RT_CF_ERR_INTERNAL;
