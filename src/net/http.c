@@ -23,7 +23,9 @@ typedef struct st_http_state_t {
         uint32_t name_off, value_off, value_len;
     } hdr[RT_HTTP_MAX_HEADERS];
     size_t n_hdr;
+    size_t trailer_len; /* bytes of trailer fields (after a chunked body): counted, not kept */
     bool in_value, in_message;
+    bool head_done;     /* the request's pointers are into head, which must not move any more */
     int error_status; /* set by a callback that stops the parser */
     uint16_t reply_len;
     char reply_headers[RT_HTTP_REPLY_HEADERS_MAX + 1]; /* added to every reply to the current request */
@@ -67,6 +69,21 @@ static int end_piece(http_state_t *st)
     return append_head(st, "", 1, false);
 }
 
+/*
+ * llhttp reports the trailer fields of a chunked body through the header callbacks, after the head is complete
+ * and the request points into it: appending them would move the buffer under those pointers. They are dropped
+ * (nothing reads them), but count against max_header_bytes, so that an endless trailer is still refused.
+ */
+static bool trailer(http_state_t *st, size_t len)
+{
+    if (!st->head_done)
+        return false;
+    st->trailer_len += len;
+    if (st->head.len + st->trailer_len > config_of(st->parser.data)->max_header_bytes)
+        fail(st, 431);
+    return true;
+}
+
 static int on_message_begin(llhttp_t *p)
 {
     http_state_t *st = RT_STRUCT_FROM_MEMBER(http_state_t, parser, p);
@@ -74,7 +91,8 @@ static int on_message_begin(llhttp_t *p)
     st->in_message = true;
     st->head.len = 0;
     st->n_hdr = 0;
-    st->in_value = false;
+    st->trailer_len = 0;
+    st->in_value = st->head_done = false;
     st->req.body.len = 0;
     st->reply_len = 0;
     st->reply_headers[0] = '\0';
@@ -95,6 +113,8 @@ static int on_url_complete(llhttp_t *p)
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     http_state_t *st = RT_STRUCT_FROM_MEMBER(http_state_t, parser, p);
+    if (trailer(st, len))
+        return st->error_status != 0 ? -1 : 0;
     if (st->in_value || st->n_hdr == 0 || st->hdr[st->n_hdr - 1].value_off != 0) {
         if (st->n_hdr == RT_HTTP_MAX_HEADERS)
             return fail(st, 431);
@@ -108,6 +128,8 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 static int on_header_field_complete(llhttp_t *p)
 {
     http_state_t *st = RT_STRUCT_FROM_MEMBER(http_state_t, parser, p);
+    if (st->head_done)
+        return 0;
     int r = end_piece(st);
     st->hdr[st->n_hdr - 1].value_off = (uint32_t)st->head.len;
     st->hdr[st->n_hdr - 1].value_len = 0;
@@ -118,13 +140,16 @@ static int on_header_field_complete(llhttp_t *p)
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     http_state_t *st = RT_STRUCT_FROM_MEMBER(http_state_t, parser, p);
+    if (trailer(st, len))
+        return st->error_status != 0 ? -1 : 0;
     st->hdr[st->n_hdr - 1].value_len += (uint32_t)len;
     return append_head(st, at, len, false);
 }
 
 static int on_header_value_complete(llhttp_t *p)
 {
-    return end_piece(RT_STRUCT_FROM_MEMBER(http_state_t, parser, p));
+    http_state_t *st = RT_STRUCT_FROM_MEMBER(http_state_t, parser, p);
+    return st->head_done ? 0 : end_piece(st);
 }
 
 /* Turns the offsets collected while parsing into the request's pointers (the head buffer no longer moves). */
@@ -156,6 +181,7 @@ static int on_headers_complete(llhttp_t *p)
     if (st->head.len == 0 || st->n_hdr > RT_HTTP_MAX_HEADERS)
         return fail(st, 400);
     finish_head(st);
+    st->head_done = true;
     st->req.method = llhttp_method_name((llhttp_method_t)p->method);
     st->req.keep_alive = llhttp_should_keep_alive(p);
     st->req.upgrade = p->upgrade;
@@ -313,7 +339,8 @@ void rt_http_start(rt_conn_t *c)
     st->head = (rt_buf_t){0};
     st->url_off = 0;
     st->n_hdr = 0;
-    st->in_value = st->in_message = false;
+    st->trailer_len = 0;
+    st->in_value = st->in_message = st->head_done = false;
     st->error_status = 0;
     st->reply_len = 0;
     st->reply_headers[0] = '\0';
