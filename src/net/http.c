@@ -26,12 +26,14 @@ typedef struct st_http_state_t {
         uint32_t name_off, value_off, value_len;
     } hdr[RT_HTTP_MAX_HEADERS];
     size_t n_hdr;
+    size_t trailer_len; /* bytes of trailer fields (after a chunked body): counted, not kept */
     bool in_value, in_message;
     bool dispatching; /* inside router->on_request */
     bool parked;      /* the current request is answered later (rt_http_park) */
     void (*gone)(void *ctx);
     void *gone_ctx;
-    bool head_done; /* req's method and path are this request's (for the access log) */
+    bool head_done;   /* the head is parsed: req's pointers are this request's, into head, which must not move any more
+                       * (trailers are counted, not kept; the access log reads method and path) */
     int64_t start_us; /* when the request began, only with the access log on */
     int error_status; /* set by a callback that stops the parser */
     uint16_t reply_len;
@@ -76,17 +78,32 @@ static int end_piece(http_state_t *st)
     return append_head(st, "", 1, false);
 }
 
+/*
+ * llhttp reports the trailer fields of a chunked body through the header callbacks, after the head is complete
+ * and the request points into it: appending them would move the buffer under those pointers. They are dropped
+ * (nothing reads them), but count against max_header_bytes, so that an endless trailer is still refused.
+ */
+static bool trailer(http_state_t *st, size_t len)
+{
+    if (!st->head_done)
+        return false;
+    st->trailer_len += len;
+    if (st->head.len + st->trailer_len > config_of(st->parser.data)->max_header_bytes)
+        fail(st, 431);
+    return true;
+}
+
 static int on_message_begin(llhttp_t *p)
 {
     http_state_t *st = RT_STRUCT_FROM_MEMBER(http_state_t, parser, p);
     rt_conn_t *c = p->data;
     st->in_message = true;
-    st->head_done = false;
     if (c->access_log)
         st->start_us = rt_clock_mono_us();
     st->head.len = 0;
     st->n_hdr = 0;
-    st->in_value = false;
+    st->trailer_len = 0;
+    st->in_value = st->head_done = false;
     st->req.body.len = 0;
     st->reply_len = 0;
     st->reply_headers[0] = '\0';
@@ -107,6 +124,8 @@ static int on_url_complete(llhttp_t *p)
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     http_state_t *st = RT_STRUCT_FROM_MEMBER(http_state_t, parser, p);
+    if (trailer(st, len))
+        return st->error_status != 0 ? -1 : 0;
     if (st->in_value || st->n_hdr == 0 || st->hdr[st->n_hdr - 1].value_off != 0) {
         if (st->n_hdr == RT_HTTP_MAX_HEADERS)
             return fail(st, 431);
@@ -120,6 +139,8 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 static int on_header_field_complete(llhttp_t *p)
 {
     http_state_t *st = RT_STRUCT_FROM_MEMBER(http_state_t, parser, p);
+    if (st->head_done)
+        return 0;
     int r = end_piece(st);
     st->hdr[st->n_hdr - 1].value_off = (uint32_t)st->head.len;
     st->hdr[st->n_hdr - 1].value_len = 0;
@@ -130,13 +151,16 @@ static int on_header_field_complete(llhttp_t *p)
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     http_state_t *st = RT_STRUCT_FROM_MEMBER(http_state_t, parser, p);
+    if (trailer(st, len))
+        return st->error_status != 0 ? -1 : 0;
     st->hdr[st->n_hdr - 1].value_len += (uint32_t)len;
     return append_head(st, at, len, false);
 }
 
 static int on_header_value_complete(llhttp_t *p)
 {
-    return end_piece(RT_STRUCT_FROM_MEMBER(http_state_t, parser, p));
+    http_state_t *st = RT_STRUCT_FROM_MEMBER(http_state_t, parser, p);
+    return st->head_done ? 0 : end_piece(st);
 }
 
 /* Turns the offsets collected while parsing into the request's pointers (the head buffer no longer moves). */
@@ -367,11 +391,11 @@ void rt_http_start(rt_conn_t *c)
     st->head = (rt_buf_t){0};
     st->url_off = 0;
     st->n_hdr = 0;
-    st->in_value = st->in_message = false;
+    st->in_value = st->in_message = st->head_done = false;
     st->dispatching = st->parked = false;
     st->gone = NULL;
     st->gone_ctx = NULL;
-    st->in_value = st->in_message = st->head_done = false;
+    st->trailer_len = 0;
     st->start_us = c->access_log ? rt_clock_mono_us() : 0;
     st->error_status = 0;
     st->reply_len = 0;

@@ -108,10 +108,28 @@ static int publish_prepare(rt_conn_t *c, const json_t *req, cf_pub_t *p, rt_publ
     return r;
 }
 
+/*
+ * Whether event `made` of job slot i, whose idempotency key was used already (RT_EEXIST), is a retry of that earlier
+ * publication: the same channels. Then it is answered with its positions. To other channels it would get offsets
+ * the publication never had (0) and its data would be lost: 107 instead.
+ */
+static bool is_retry(const rt_publish_job_t *job, size_t i)
+{
+    const rt_event_t *made = job->evs[i], *earlier = job->result[i];
+    if (made->n_channels != earlier->n_channels)
+        return false;
+    for (size_t k = 0; k < made->n_channels; k++)
+        if (rt_event_channel_index(earlier, made->channels[k], strlen(made->channels[k])) < 0)
+            return false;
+    return true;
+}
+
 static int publish_done(rt_server_t *s, cf_pub_t *p, rt_publish_job_t *job, rt_buf_t *out)
 {
     if (job->status[0] != 0 && job->status[0] != RT_EEXIST)
         return RT_CF_ERR_INTERNAL;
+    if (job->status[0] == RT_EEXIST && !is_retry(job, 0))
+        return RT_CF_ERR_BAD_REQUEST;
     append_position(out, s, job->result[0], json_string_value(json_object_get(p->req, "channel")));
     return 0;
 }
@@ -166,6 +184,8 @@ static int broadcast_done(rt_server_t *s, cf_pub_t *p, rt_publish_job_t *job, rt
             int k = (int)(j / RT_EVENT_MAX_CHANNELS), ji = p->chunk_job[k];
             if (ji < 0)
                 code = p->chunk_code[k];
+            else if (job->status[ji] == RT_EEXIST && !is_retry(job, (size_t)ji))
+                code = RT_CF_ERR_BAD_REQUEST;
             else if (job->status[ji] == 0 || job->status[ji] == RT_EEXIST)
                 ev = job->result[ji];
             else
@@ -285,7 +305,8 @@ typedef struct st_cf_run_t {
     rt_conn_t *conn; /* NULL once the client left */
     rt_server_t *server;
     json_t *body;
-    const json_t *commands; /* /api/batch: the commands; NULL for one call (method, params) */
+    const json_t *commands; /* /api/batch: the commands (NULL when it has none); NULL for one call (method, params) */
+    bool batch;             /* /api/batch: the answer is {"replies":[...]} */
     const char *method;
     const json_t *params;
     size_t next, count;
@@ -454,7 +475,7 @@ static bool start_async(cf_run_t *run, size_t i, const char *method, const json_
 
 static void finish_run(cf_run_t *run)
 {
-    if (run->commands != NULL)
+    if (run->batch)
         rt_buf_appends(&run->out, "]}");
     if (run->conn != NULL)
         rt_http_respond(run->conn, run->status, "application/json", run->out.base, run->out.len, NULL);
@@ -526,7 +547,8 @@ void rt__centrifugo_api(rt_conn_t *c, rt_http_request_t *req)
     run->status = 200;
     run->transport_errors = mode != NULL && strcasecmp(mode, "transport") == 0;
     if (strcmp(method, "batch") == 0) {
-        run->commands = json_object_get(params, "commands");
+        run->batch = true;
+        run->commands = json_is_array(json_object_get(params, "commands")) ? json_object_get(params, "commands") : NULL;
         run->count = json_array_size(run->commands);
         rt_buf_appends(&run->out, "{\"replies\":[");
     } else {

@@ -364,6 +364,21 @@ describe('tokens, presence, join/leave and the server API', () => {
     const after1 = await apiOk(srv, 'history', { channel: ch, limit: 10 });
     assert.equal(after1.publications.length, 0);
     assert.notEqual(after1.epoch, before1.epoch);
+    // An idempotency key: a retry gets the first publication's position; the key on another channel is 107 (it
+    // was answered offset 0 there, for a publication that never reached it).
+    const key = uniq('idem'), a = uniq('idem-a'), b = uniq('idem-b');
+    const first = await apiOk(srv, 'publish', { channel: a, data: 1, idempotency_key: key });
+    assert.deepEqual(await apiOk(srv, 'publish', { channel: a, data: 1, idempotency_key: key }), first);
+    const other = await api(srv, 'publish', { channel: b, data: 2, idempotency_key: key });
+    assert.equal(other.json.error.code, 107, other.text);
+    const bc = await apiOk(srv, 'broadcast', { channels: [a, b], data: 3, idempotency_key: key });
+    assert.deepEqual(bc.responses.map((x) => x.error && x.error.code), [107, 107]);
+    // a batch without commands answers no replies (it was cut JSON: found by fuzz/centrifugo_api)
+    for (const body of [{}, { commands: 5 }]) {
+      const r = await api(srv, 'batch', body);
+      assert.equal(r.status, 200);
+      assert.deepEqual(r.json, { replies: [] }, r.text);
+    }
   });
 
   test('uni_sse: token channels, connect push, publications, disconnect push', async () => {

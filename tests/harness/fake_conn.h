@@ -5,6 +5,8 @@
  * has a real broadcaster, `bc`, dispatched only when a test says so. Everything the connection would write goes
  * to `out` (read from `out_pos` on); nothing drains, so conn.queued_bytes only grows unless a test resets it.
  * The clock is `now_ms`. feed() offers input the way conn.c does, including leftovers and handler switches.
+ * A test may drive more connections of its own: what they write goes to `other_out` instead, so that `out` stays
+ * one connection's stream.
  * Without part 1 (a test of the HTTP handler itself, linked with the real http.c) the HTTP fakes are left out.
  */
 #ifndef TESTS_HARNESS_FAKE_CONN_H
@@ -38,6 +40,7 @@ static rt_access_t fake_access FAKE_UNUSED; /* server.access points here */
 static rt_broadcaster_t *bc FAKE_UNUSED;
 static rt_conn_t conn FAKE_UNUSED;
 static rt_buf_t out FAKE_UNUSED;       /* everything "written" to the peer */
+static rt_buf_t other_out FAKE_UNUSED; /* everything connections other than conn wrote */
 static size_t out_pos FAKE_UNUSED;     /* next unread byte of out */
 static rt_buf_t in FAKE_UNUSED;        /* input not yet consumed by the handler */
 static int64_t now_ms FAKE_UNUSED;
@@ -52,7 +55,7 @@ int rt_conn_send(rt_conn_t *c, rt_bytes_t *b, bool force)
         return 0;
     if (!force && c->queued_bytes + b->len > config.client_queue_bytes)
         return RT_E2BIG;
-    rt_buf_append(&out, b->data, b->len);
+    rt_buf_append(c == &conn ? &out : &other_out, b->data, b->len);
     c->queued_bytes += b->len;
     return 0;
 }
@@ -202,7 +205,7 @@ static inline void fake_setup(size_t history_size)
     rt_broadcaster_config_t bcfg = {.wakeup = fake_no_wakeup};
     bc = rt_broadcaster_new(&bcfg);
     memset(&conn, 0, sizeof(conn));
-    out.len = in.len = out_pos = 0;
+    out.len = in.len = out_pos = other_out.len = 0;
     now_ms = 1000000;
     fake_refused = 0;
 #ifdef rt_http_switch
@@ -218,6 +221,7 @@ static inline void fake_teardown(void)
         conn.handler->on_close(&conn);
     conn.handler = NULL;
     rt_buf_free(&out);
+    rt_buf_free(&other_out);
     rt_buf_free(&in);
     rt_broadcaster_close(bc);
     rt_history_free(server.history);
