@@ -25,6 +25,7 @@
 #include "transport/ws_conn.c"
 #undef LOG_PREFIX
 #include "protocol/centrifuge.c"
+#define FAKE_SERVER_PUBLISH
 #include "../tests/harness/fake_conn.h"
 
 #define CHECK(c) ((c) ? (void)0 : abort())
@@ -32,20 +33,6 @@
 static bool verbose; /* FUZZ_VERBOSE=1 in the environment: print what the server sends (to debug seeds) */
 
 /* The linked http.c wants a router; the WebSocket is opened without one. */
-int rt_server_publish(rt_server_t *s, rt_event_t *ev, rt_event_t **existing)
-{
-    return rt_history_append(s->history, ev, existing, fake_accept_event, NULL);
-}
-
-/* As the memory broker does: the publish completes before this returns. */
-void rt_server_publish_async(rt_server_t *s, rt_worker_t *w, rt_event_t *ev, void (*cb)(void *ctx, int status, rt_event_t *existing),
-                             void *ctx)
-{
-    rt_event_t *existing = NULL;
-    int r = rt_server_publish(s, ev, &existing);
-    cb(ctx, r, existing);
-}
-
 /* The newest publication offset seen per channel; as many channels as max_subscriptions allows at most. */
 #define MAX_SUBS 128
 static struct {

@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#define FAKE_SERVER_PUBLISH
 #include "../tests/harness/fake_conn.h"
 #include "core/token.h"
 #include "protocol/centrifuge.h"
@@ -36,19 +37,6 @@
 
 static bool verbose; /* FUZZ_VERBOSE=1 in the environment: print what the server sends (to debug seeds) */
 
-int rt_server_publish(rt_server_t *s, rt_event_t *ev, rt_event_t **existing)
-{
-    return rt_history_append(s->history, ev, existing, fake_accept_event, NULL);
-}
-
-/* As the memory broker does: the publish completes before this returns. */
-void rt_server_publish_async(rt_server_t *s, rt_worker_t *w, rt_event_t *ev, void (*cb)(void *ctx, int status, rt_event_t *existing),
-                             void *ctx)
-{
-    rt_event_t *existing = NULL;
-    int r = rt_server_publish(s, ev, &existing);
-    cb(ctx, r, existing);
-}
 
 static const char *const paths[16] = {
     "/api",          "/api/publish",     "/api/broadcast",  "/api/history",     "/api/history_remove", "/api/presence",

@@ -369,4 +369,24 @@ static inline int fake_publish(const char *id, const char *type, const char *cha
     return r;
 }
 
+/*
+ * The server's publish path, for targets linked without src/server (FAKE_SERVER_PUBLISH defined before this file):
+ * appended to the real history and handed to the one broadcaster, as the memory broker does, the asynchronous form
+ * completing before it returns.
+ */
+#ifdef FAKE_SERVER_PUBLISH
+int rt_server_publish(rt_server_t *s, rt_event_t *ev, rt_event_t **existing)
+{
+    return rt_history_append(s->history, ev, existing, fake_accept_event, NULL);
+}
+
+void rt_server_publish_async(rt_server_t *s, rt_worker_t *w, rt_event_t *ev, void (*cb)(void *ctx, int status, rt_event_t *existing),
+                             void *ctx)
+{
+    rt_event_t *existing = NULL;
+    int r = rt_server_publish(s, ev, &existing);
+    cb(ctx, r, existing);
+}
+#endif
+
 #endif
