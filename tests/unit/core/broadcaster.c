@@ -791,6 +791,9 @@ static void *churner(void *p)
             rt_broadcaster_stats_t st;
             rt_broadcaster_stats(a->b, &st);
         }
+        /* Churn as hard as publishers publish, not harder: under valgrind, which runs one thread at a time, churners
+         * that never yield starved the delivery thread for minutes. */
+        sched_yield();
     }
     for (int k = 0; k < CHURN_CLIENTS; k++)
         rt_broadcaster_remove_client(a->b, &clients[k].super);
