@@ -412,19 +412,11 @@ static void on_wake(uv_async_t *a)
     rt_list_init(&queued);
     pthread_mutex_lock(&p->lock);
     bool stop = p->stop_requested;
-    rt_list_t *l, *tmp;
-    rt_list_foreach_safe(l, tmp, &p->queue)
-    {
-        rt_list_unlink(l);
-        rt_list_insert_tail(&queued, l);
-    }
+    rt_list_splice_tail(&queued, &p->queue);
     pthread_mutex_unlock(&p->lock);
+    rt_list_t *l, *tmp;
     if (stop) {
-        rt_list_foreach_safe(l, tmp, &p->retry)
-        {
-            rt_list_unlink(l);
-            rt_list_insert_tail(&queued, l);
-        }
+        rt_list_splice_tail(&queued, &p->retry);
         shut_down(p, &queued);
         return;
     }

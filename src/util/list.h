@@ -18,6 +18,9 @@ static inline bool rt_list_empty(const rt_list_t *head);
 static inline bool rt_list_linked(const rt_list_t *node);
 static inline void rt_list_insert_tail(rt_list_t *head, rt_list_t *node);
 static inline void rt_list_unlink(rt_list_t *node);
+/** Moves every node of src, in order, to the tail of dst; src is left empty. O(1): a queue handed over under a
+ * lock holds the lock for the splice only. */
+static inline void rt_list_splice_tail(rt_list_t *dst, rt_list_t *src);
 
 #define rt_list_foreach_safe(pos, tmp, head) for (pos = (head)->next, tmp = pos->next; pos != (head); pos = tmp, tmp = pos->next)
 
@@ -52,6 +55,17 @@ static inline void rt_list_unlink(rt_list_t *node)
     node->next->prev = node->prev;
     node->prev->next = node->next;
     node->next = node->prev = NULL;
+}
+
+static inline void rt_list_splice_tail(rt_list_t *dst, rt_list_t *src)
+{
+    if (rt_list_empty(src))
+        return;
+    src->next->prev = dst->prev;
+    dst->prev->next = src->next;
+    src->prev->next = dst;
+    dst->prev = src->prev;
+    rt_list_init(src);
 }
 
 #endif
