@@ -17,6 +17,7 @@
  * "<node> C\n<control JSON>"; a node ignores its own. A push published while a node's subscriber connection is down
  * is lost to it (as the events fan-out would be, without a stream to fill the gap).
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -619,6 +620,22 @@ static op_t *new_op(rt__redis_presence_t *p, op_kind_t kind, const char *channel
     return op;
 }
 
+/* Formats the data op carries (a message, a hash value); false, with op freed, when memory runs out. */
+__attribute__((format(printf, 2, 3))) static bool format_data(op_t *op, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&op->data, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        op->data = NULL;
+        free_op(op);
+        return false;
+    }
+    op->data_len = (size_t)n;
+    return true;
+}
+
 static void submit_or_drop(rt__redis_presence_t *p, op_t *op)
 {
     if (!submit(p, op))
@@ -630,14 +647,8 @@ static void be_joined(void *self, const char *channel, const char *client, const
     rt__redis_presence_t *p = self;
     op_t *op = new_op(p, OP_JOINED, channel);
     op->client = rt_strdup(client);
-    int n = asprintf(&op->data, "%s %s", p->node, info);
-    if (n < 0) {
-        op->data = NULL;
-        free_op(op);
-        return;
-    }
-    op->data_len = (size_t)n;
-    submit_or_drop(p, op);
+    if (format_data(op, "%s %s", p->node, info))
+        submit_or_drop(p, op);
 }
 
 static void be_left(void *self, const char *channel, const char *client, bool last)
@@ -653,14 +664,8 @@ static void be_push(void *self, const char *channel, rt_bytes_t *push)
 {
     rt__redis_presence_t *p = self;
     op_t *op = new_op(p, OP_PUSH, NULL);
-    int n = asprintf(&op->data, "%s P %s\n%.*s", p->node, channel, (int)push->len, (const char *)push->data);
-    if (n < 0) {
-        op->data = NULL;
-        free_op(op);
-        return;
-    }
-    op->data_len = (size_t)n;
-    submit_or_drop(p, op);
+    if (format_data(op, "%s P %s\n%.*s", p->node, channel, (int)push->len, (const char *)push->data))
+        submit_or_drop(p, op);
 }
 
 /* Submits a query or post made on w: its callback runs on w (RT_EAGAIN at once when stopping). */
@@ -689,14 +694,10 @@ static void be_post(void *self, rt_worker_t *w, const char *control, size_t len,
 {
     rt__redis_presence_t *p = self;
     op_t *op = new_op(p, OP_POST, NULL);
-    int n = asprintf(&op->data, "%s C\n%.*s", p->node, (int)len, control);
-    if (n < 0) {
-        op->data = NULL;
-        free_op(op);
+    if (!format_data(op, "%s C\n%.*s", p->node, (int)len, control)) {
         cb(ctx, RT_ENOMEM, NULL, 0);
         return;
     }
-    op->data_len = (size_t)n;
     submit_answered(p, op, w, cb, ctx);
 }
 
