@@ -624,23 +624,33 @@ static void refuse(rt_conn_t *c, rt_limit_t limit)
     rt_server_count_limit(c->worker->server, limit);
 }
 
+/* The socket's peer; all zeros when it is gone already or not IP (such connections are counted together). */
+static void peer_of(rt_conn_t *c, rt_addr_t *out)
+{
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    if (uv_tcp_getpeername(&impl_of(c)->tcp, (struct sockaddr *)&ss, &sl) != 0 || !rt_addr_from_sockaddr((struct sockaddr *)&ss, out))
+        memset(out, 0, sizeof(*out));
+}
+
+/* Counts the connection against client's address (max_connections_per_ip). */
+static void count_address(rt_conn_t *c, const rt_addr_t *client)
+{
+    bool over;
+    impl_of(c)->slot[0] = rt_admission_enter_addr(c->worker->server->admission, client, &over);
+    if (over)
+        refuse(c, RT_LIMIT_CONNECTIONS_PER_IP);
+}
+
 /* Counts the connection against its address, the peer's; a trusted proxy's client is known at its first request. */
 static void admit_peer(rt_conn_t *c)
 {
-    rt_admission_t *adm = c->worker->server->admission;
-    struct sockaddr_storage ss;
-    int sl = sizeof(ss);
     rt_addr_t peer;
-    if (uv_tcp_getpeername(&impl_of(c)->tcp, (struct sockaddr *)&ss, &sl) != 0 || !rt_addr_from_sockaddr((struct sockaddr *)&ss, &peer))
-        memset(&peer, 0, sizeof(peer)); /* gone already, or not IP: counted together */
-    if (rt_admission_trusts(adm, &peer)) {
+    peer_of(c, &peer);
+    if (rt_admission_trusts(c->worker->server->admission, &peer))
         c->addr_pending = true;
-        return;
-    }
-    bool over;
-    impl_of(c)->slot[0] = rt_admission_enter_addr(adm, &peer, &over);
-    if (over)
-        refuse(c, RT_LIMIT_CONNECTIONS_PER_IP);
+    else
+        count_address(c, &peer);
 }
 
 void rt_conn_admit_forwarded(rt_conn_t *c, const char *forwarded_for)
@@ -648,19 +658,12 @@ void rt_conn_admit_forwarded(rt_conn_t *c, const char *forwarded_for)
     if (!c->addr_pending)
         return;
     c->addr_pending = false;
-    rt_admission_t *adm = c->worker->server->admission;
     size_t n_trusted;
-    const rt_cidr_t *trusted = rt_admission_trusted(adm, &n_trusted);
+    const rt_cidr_t *trusted = rt_admission_trusted(c->worker->server->admission, &n_trusted);
     rt_addr_t client;
-    struct sockaddr_storage ss;
-    int sl = sizeof(ss);
-    if (!rt_addr_forwarded_for(forwarded_for, trusted, n_trusted, &client) &&
-        (uv_tcp_getpeername(&impl_of(c)->tcp, (struct sockaddr *)&ss, &sl) != 0 || !rt_addr_from_sockaddr((struct sockaddr *)&ss, &client)))
-        memset(&client, 0, sizeof(client)); /* no client named: the proxy's own count */
-    bool over;
-    impl_of(c)->slot[0] = rt_admission_enter_addr(adm, &client, &over);
-    if (over)
-        refuse(c, RT_LIMIT_CONNECTIONS_PER_IP);
+    if (!rt_addr_forwarded_for(forwarded_for, trusted, n_trusted, &client))
+        peer_of(c, &client); /* no client named: the proxy's own count */
+    count_address(c, &client);
 }
 
 int rt_conn_refused(const rt_conn_t *c)
